@@ -1,0 +1,1 @@
+//! Small dense linear algebra on preallocated buffers: to be written with the UKF.

@@ -1,0 +1,1 @@
+//! particle: to be written.

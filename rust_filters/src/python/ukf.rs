@@ -1,0 +1,7 @@
+//! Python wrappers for `crate::ukf`: to be written.
+
+use pyo3::prelude::*;
+
+pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+    Ok(())
+}

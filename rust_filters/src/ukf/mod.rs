@@ -1,0 +1,1 @@
+//! ukf: to be written.
