@@ -1,0 +1,67 @@
+"""At-least-once bookkeeping: which input offsets are safe to commit.
+
+Every processed input record registers the acknowledgements of the outputs it produced
+(ranges, or its dead letter). An input offset becomes committable once its own outputs
+and those of every earlier record of the same partition are acknowledged; the commit for
+a partition is then that offset + 1 (Kafka's "next offset to read"). Records of one
+partition are processed in offset order, so a per-partition queue suffices, and a commit
+never skips a record whose outputs are still in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+
+from connectors.transport import TopicPartition
+
+
+class DeliveryTracker:
+    """Per-partition queues of (offset, pending acknowledgements)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[TopicPartition, deque[tuple[int, list[asyncio.Future[None]]]]] = {}
+        self._committed: dict[TopicPartition, int] = {}
+
+    def processed(
+        self, tp: TopicPartition, offset: int, acks: Iterable[asyncio.Future[None]] = ()
+    ) -> None:
+        """Record that ``offset`` of ``tp`` was processed, producing ``acks``."""
+        self._pending.setdefault(tp, deque()).append((offset, list(acks)))
+
+    def ready(self) -> dict[TopicPartition, int]:
+        """Offsets that may be committed now (only partitions that advanced).
+
+        Raises the first failed acknowledgement's exception: the record it belongs to was
+        not delivered, so the service must stop without committing past it.
+        """
+        out: dict[TopicPartition, int] = {}
+        for tp, queue in self._pending.items():
+            last = None
+            while queue:
+                offset, acks = queue[0]
+                if not all(a.done() for a in acks):
+                    break
+                for a in acks:
+                    failure = a.exception()
+                    if failure is not None:
+                        raise failure
+                queue.popleft()
+                last = offset
+            if last is not None and self._committed.get(tp, -1) < last + 1:
+                out[tp] = last + 1
+        return out
+
+    def mark_committed(self, offsets: dict[TopicPartition, int]) -> None:
+        self._committed.update(offsets)
+
+    def in_flight(self) -> int:
+        """Processed records whose outputs are not yet all acknowledged."""
+        return sum(len(q) for q in self._pending.values())
+
+    async def wait_all(self) -> None:
+        """Wait for every registered acknowledgement (used at shutdown)."""
+        acks = [a for q in self._pending.values() for _, lst in q for a in lst]
+        if acks:
+            await asyncio.gather(*acks, return_exceptions=True)
