@@ -51,7 +51,7 @@ class ConfigLoader:
             raise ConfigError(str(path), "file not found") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(str(path), f"cannot read: {exc}") from None
-        return ConfigLoader.from_dict(parse_yaml(text, str(path)))
+        return _from_text(text, str(path))
 
     @staticmethod
     def default() -> MarkovConfig:
@@ -71,7 +71,7 @@ class ConfigLoader:
             )
         # importlib.resources finds the file inside an installed wheel too, zipped or not.
         text = resources.files("config").joinpath(name).read_text(encoding="utf-8")
-        return ConfigLoader.from_dict(parse_yaml(text, name))
+        return _from_text(text, name)
 
     @staticmethod
     def from_dict(data: Mapping[str, Any] | None) -> MarkovConfig:
@@ -96,6 +96,13 @@ class ConfigLoader:
     @staticmethod
     def to_yaml(config: MarkovConfig) -> str:
         return yaml.safe_dump(to_plain(config), sort_keys=False)
+
+
+def _from_text(text: str, source: str) -> MarkovConfig:
+    data = parse_yaml(text, source)
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(source, f"expected a mapping at the top level, got {describe(data)}")
+    return ConfigLoader.from_dict(data)
 
 
 def parse_yaml(text: str, source: str) -> Any:
