@@ -84,7 +84,8 @@ class ConfigLoader:
     ) -> MarkovConfig:
         """Apply ``{"forecast.horizon": 10}`` or ``["forecast.horizon=10", ...]`` (values
         in the ``key=value`` form are read as YAML, so ``10`` is an int and ``[1, 5]`` a
-        list) to ``config`` and validate the result as a whole."""
+        list) to ``config`` and validate the result as a whole. A mapping set on a section
+        updates only the keys it names; a list replaces the whole list."""
         pairs = (
             overrides.items() if isinstance(overrides, Mapping) else map(parse_override, overrides)
         )
@@ -156,9 +157,21 @@ def set_path(data: dict[str, Any], key: str, value: Any) -> None:
         elif not isinstance(node, dict):
             raise ConfigError(walked, f"is {describe(node)}, not a section; cannot set {step!r}")
         if nxt is None:
-            node[step] = value
+            current = node[step] if isinstance(step, int) or step in node else None
+            node[step] = _merge(current, value)
         else:
             if isinstance(step, str) and step not in node:
                 node[step] = {}  # validation reports the unknown key with its full path
             node = node[step]
         walked = here
+
+
+def _merge(current: Any, value: Any) -> Any:
+    """A mapping set on a section updates it key by key (so ``stream={"mode": "kafka"}``
+    keeps the tickers); anything else replaces."""
+    if isinstance(current, dict) and isinstance(value, Mapping):
+        merged = dict(current)
+        for key, item in value.items():
+            merged[key] = _merge(current.get(key), item)
+        return merged
+    return value

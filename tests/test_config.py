@@ -308,6 +308,18 @@ def test_overrides_from_cli_strings_are_read_as_yaml() -> None:
     assert base == MarkovConfig()  # the original is untouched
 
 
+def test_mapping_override_updates_a_section_key_by_key() -> None:
+    cfg = ConfigLoader.with_overrides(
+        ConfigLoader.production(), {"stream": {"kafka": {"group_id": "markov-2"}}}
+    )
+    assert cfg.stream.kafka.group_id == "markov-2"
+    assert cfg.stream.kafka.bootstrap_servers == "localhost:9092"
+    assert cfg.stream.tickers == ConfigLoader.production().stream.tickers
+    with pytest.raises(ConfigError) as exc_info:
+        ConfigLoader.with_overrides(cfg, ["stream={kafka: {groupid: x}}"])
+    assert one_line_error(exc_info).startswith("config error: stream.kafka.groupid: unknown key")
+
+
 def test_override_that_breaks_a_cross_field_rule_is_rejected() -> None:
     """Each override may be valid alone; the whole result is validated again."""
     with pytest.raises(ConfigError) as exc_info:

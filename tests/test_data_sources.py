@@ -187,6 +187,13 @@ def test_csv_with_yahoo_spellings_unsorted_and_no_vix(tmp_path: Path) -> None:
     assert back["vix"].isna().all()
 
 
+def test_csv_with_an_unnamed_date_index(tmp_path: Path) -> None:
+    frame = load_history("SPX", 5)
+    path = tmp_path / "unnamed.csv"
+    frame.rename_axis(None).to_csv(path)
+    pd.testing.assert_frame_equal(load_history("SPX", path=path), frame)
+
+
 def test_adj_close_stands_in_when_there_is_no_close(tmp_path: Path) -> None:
     path = tmp_path / "adj.csv"
     path.write_text(

@@ -111,6 +111,9 @@ class FileSource:
             for field, spellings in _SPELLINGS.items():
                 if _key(column) in spellings and field not in found:
                     found[field] = str(column)
+        first = str(raw.columns[0]) if len(raw.columns) else ""
+        if "date" not in found and first.startswith("Unnamed: 0"):
+            found["date"] = first  # DataFrame.to_csv of an unnamed date index
         if "close" not in found and "adjclose" in found:
             found["close"] = found["adjclose"]
         missing = [f for f in ("date", "open", "high", "low", "close") if f not in found]
