@@ -157,8 +157,10 @@ class VixImpliedNormal:
     def forecast(self, steps: int, confidence: float = 0.9) -> PriceRange:
         if not math.isfinite(self._vix):
             return PriceRange.failure(self.name, steps, confidence, self._close, "no VIX yet")
-        status = ModelStatus.degraded("VIX missing, last known used") if self._vix_stale else (
-            ModelStatus.ok()
+        status = (
+            ModelStatus.degraded("VIX missing, last known used")
+            if self._vix_stale
+            else (ModelStatus.ok())
         )
         sigma = self._vix / 100.0 / math.sqrt(TRADING_DAYS)
         return normal_range(self.name, self._close, sigma, steps, confidence, status)

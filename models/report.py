@@ -31,8 +31,17 @@ def _p(value: float) -> str:
 def format_score_table(table: ScoreTable) -> str:
     """One table: a row per method (ranked), ``*`` marks coverage outside 90 ± 2 pp."""
     dep = "Christ p" if table.horizon == 1 else "HAC p"
-    header = ["method", "cover %", "miss lo %", "miss hi %", "Kupiec p", dep, "width %",
-              "IS %", "DM p"]
+    header = [
+        "method",
+        "cover %",
+        "miss lo %",
+        "miss hi %",
+        "Kupiec p",
+        dep,
+        "width %",
+        "IS %",
+        "DM p",
+    ]
     lines: list[list[str]] = []
     ranked = sorted(table.rows, key=_rank_key)
     for r in ranked:
@@ -161,7 +170,12 @@ def plot_forecasts(
     try:
         ax.plot(dates, frame["anchor"], color="0.3", lw=0.8, label="close at origin")
         ax.fill_between(
-            dates, frame[lo_col], frame[hi_col], color="tab:blue", alpha=0.25, lw=0,
+            dates,
+            frame[lo_col],
+            frame[hi_col],
+            color="tab:blue",
+            alpha=0.25,
+            lw=0,
             label=f"{kind} {result.confidence:.0%} range, h={horizon}",
         )
         if kind == "close":
@@ -169,10 +183,24 @@ def plot_forecasts(
         else:
             ax.plot(dates, frame["path_min"], color="tab:green", lw=0.5, label="path min")
             ax.plot(dates, frame["path_max"], color="tab:purple", lw=0.5, label="path max")
-        ax.scatter(dates[miss_lo], frame[lower_col][miss_lo], marker="v", s=14,
-                   color="tab:red", label=f"below ({int(miss_lo.sum())})", zorder=3)
-        ax.scatter(dates[miss_hi], frame[upper_col][miss_hi], marker="^", s=14,
-                   color="tab:orange", label=f"above ({int(miss_hi.sum())})", zorder=3)
+        ax.scatter(
+            dates[miss_lo],
+            frame[lower_col][miss_lo],
+            marker="v",
+            s=14,
+            color="tab:red",
+            label=f"below ({int(miss_lo.sum())})",
+            zorder=3,
+        )
+        ax.scatter(
+            dates[miss_hi],
+            frame[upper_col][miss_hi],
+            marker="^",
+            s=14,
+            color="tab:orange",
+            label=f"above ({int(miss_hi.sum())})",
+            zorder=3,
+        )
         row = result.scores[horizon][kind].row(method)
         ax.set_title(
             f"{method}: {kind} range h={horizon}, cover {row.cover:.1f}%, "

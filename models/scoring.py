@@ -148,7 +148,7 @@ def hac_coverage_p(misses: ArrayLike, horizon: int, alpha: float = ALPHA) -> flo
 
 def dm_lags(n: int, horizon: int) -> int:
     """Newey–West lags of the protocol: ``h − 1 + ⌊4(n/100)^{2/9}⌋``."""
-    return horizon - 1 + int(math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0)))
+    return horizon - 1 + math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0))
 
 
 def diebold_mariano_p(loss_a: ArrayLike, loss_b: ArrayLike, horizon: int) -> float:
@@ -163,7 +163,9 @@ def diebold_mariano_p(loss_a: ArrayLike, loss_b: ArrayLike, horizon: int) -> flo
     return float(2.0 * stats.norm.sf(abs(z)))
 
 
-def is_calibrated(cover_pct: float, band_pp: float = CALIBRATION_BAND_PP, alpha: float = ALPHA) -> bool:
+def is_calibrated(
+    cover_pct: float, band_pp: float = CALIBRATION_BAND_PP, alpha: float = ALPHA
+) -> bool:
     """Coverage within ``100(1−α) ± band_pp`` percentage points (the ranking rule)."""
     return math.isfinite(cover_pct) and abs(cover_pct - 100.0 * (1.0 - alpha)) <= band_pp + 1e-12
 
@@ -237,8 +239,9 @@ def score_method(
     if n == 0:
         nan = math.nan
         empty = pd.Series(dtype=np.float64, name=method)
-        row = IntervalScore(method, kind, horizon, 0, len(frame), nan, nan, nan, nan, nan, nan,
-                            nan, nan)
+        row = IntervalScore(
+            method, kind, horizon, 0, len(frame), nan, nan, nan, nan, nan, nan, nan, nan
+        )
         return row, empty
     miss_lo, miss_hi = misses(lo, hi, lower, upper)
     miss = miss_lo | miss_hi

@@ -17,13 +17,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
-from models.base import HISTORY_COLUMNS, Bar, ForecastModel, PriceRange, Status
-from models.scoring import KINDS, ScoreTable, coverage_by_year, score_table
+from models.base import HISTORY_COLUMNS, Bar, ForecastModel, ModelStatus, PriceRange, Status
+from models.scoring import KINDS, Kind, ScoreTable, coverage_by_year, score_table
 
 ModelFactory = Callable[[], ForecastModel]
 # progress(method, done, total): called after every origin of every method.
@@ -93,9 +93,7 @@ def realised_outcomes(history: pd.DataFrame, positions: np.ndarray, horizon: int
 def _check_history(history: pd.DataFrame) -> None:
     missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
     if missing:
-        raise ValueError(
-            f"history is missing columns {missing}; expected {list(HISTORY_COLUMNS)}"
-        )
+        raise ValueError(f"history is missing columns {missing}; expected {list(HISTORY_COLUMNS)}")
     if not pd.DatetimeIndex(history.index).is_monotonic_increasing:
         raise ValueError("history index must be dates in ascending order")
 
@@ -132,9 +130,10 @@ def _run_model(
     model = factory()
     name = getattr(model, "name", type(model).__name__)
     fitted = False
+    closes = history["close"].to_numpy(dtype=np.float64)
     out: list[_Origin] = []
     for i, t in enumerate(positions):
-        anchor = float(history["close"].iat[t])
+        anchor = float(closes[t])
         error = ""
         try:
             if i % refit_every == 0 or not fitted:
@@ -152,7 +151,9 @@ def _run_model(
             reason = error or f"update failed: {type(exc).__name__}: {exc}"
             fitted = fitted and not error  # a failed update leaves the state unknown
             out.append(
-                _Origin({h: PriceRange.failure(name, h, confidence, anchor, reason) for h in horizons})
+                _Origin(
+                    {h: PriceRange.failure(name, h, confidence, anchor, reason) for h in horizons}
+                )
             )
             if on_origin:
                 on_origin()
@@ -177,10 +178,6 @@ def _run_model(
 
 
 def _with_reason(rng: PriceRange, reason: str) -> PriceRange:
-    from dataclasses import replace
-
-    from models.base import ModelStatus
-
     note = f"{rng.status.reason}; {reason}" if rng.status.reason else reason
     return replace(rng, status=ModelStatus.degraded(note))
 
@@ -227,7 +224,7 @@ class ValidationResult:
     """Forecast frames (method → horizon → frame indexed by origin) and their scores."""
 
     forecasts: dict[str, dict[int, pd.DataFrame]]
-    scores: dict[int, dict[str, ScoreTable]]  # horizon → kind ("close"/"path") → table
+    scores: dict[int, dict[Kind, ScoreTable]]  # horizon → kind ("close"/"path") → table
     coverage_by_year: pd.DataFrame  # h = 1 (or the shortest horizon) close coverage
     elapsed: dict[str, float]  # wall seconds per method (for reports, never asserted)
     horizons: tuple[int, ...]
@@ -290,8 +287,9 @@ def walk_forward(
         )
         elapsed[name] = time.perf_counter() - began
         forecasts[name] = {h: _forecast_frame(results, history, positions, h) for h in hs}
-        failures[name] = sum(int((f["status"] == Status.FAILED.value).sum())
-                             for f in forecasts[name].values())
+        failures[name] = sum(
+            int((f["status"] == Status.FAILED.value).sum()) for f in forecasts[name].values()
+        )
 
     alpha = 1.0 - confidence
     scores = {
@@ -331,24 +329,28 @@ def perturb_after(history: pd.DataFrame, cut: int, rng: np.random.Generator) -> 
     n = len(history) - cut - 1
     if n <= 0:
         return out
-    close0 = float(history["close"].iat[cut])
+    close0 = float(history["close"].to_numpy(dtype=np.float64)[cut])
     log_close = math.log(close0) + np.cumsum(rng.normal(0.0, 0.02, n))
     close = np.exp(log_close)
     prev = np.concatenate([[close0], close[:-1]])
     open_ = prev * np.exp(rng.normal(0.0, 0.005, n))
     high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0.0, 0.006, n)))
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0.0, 0.006, n)))
-    rows = slice(cut + 1, None)
-    out.iloc[rows, out.columns.get_loc("open")] = open_
-    out.iloc[rows, out.columns.get_loc("high")] = high
-    out.iloc[rows, out.columns.get_loc("low")] = low
-    out.iloc[rows, out.columns.get_loc("close")] = close
     vix = history["vix"].to_numpy(dtype=np.float64)
     known = vix[: cut + 1][np.isfinite(vix[: cut + 1])]
     vix0 = float(known[-1]) if known.size else 20.0
     new_vix = vix0 * np.exp(np.cumsum(rng.normal(0.0, 0.08, n)))
-    tail = vix[cut + 1 :]
-    out.iloc[rows, out.columns.get_loc("vix")] = np.where(np.isfinite(tail), new_vix, np.nan)
+    new_vix = np.where(np.isfinite(vix[cut + 1 :]), new_vix, np.nan)
+    for column, values in (
+        ("open", open_),
+        ("high", high),
+        ("low", low),
+        ("close", close),
+        ("vix", new_vix),
+    ):
+        replaced = out[column].to_numpy(dtype=np.float64, copy=True)
+        replaced[cut + 1 :] = values
+        out[column] = replaced
     return out
 
 

@@ -195,7 +195,7 @@ def test_score_table_ranking_and_marks() -> None:
 
 def test_failed_origins_are_left_out_and_counted() -> None:
     frame = _frame(100, 10, 4.0, 5)
-    frame.iloc[:5, frame.columns.get_loc("close_lo")] = np.nan
+    frame.loc[frame.index[:5], "close_lo"] = np.nan
     row = score_table({"m": frame}, "close", horizon=1).row("m")
     assert row.n == 95 and row.n_missing == 5
 
@@ -205,6 +205,6 @@ def test_coverage_by_year() -> None:
     table = coverage_by_year({"m": frame})
     years = pd.DatetimeIndex(frame.index).year
     assert list(table.index) == sorted(set(years))
-    miss = (np.arange(520) % 10 == 0)
+    miss = np.arange(520) % 10 == 0
     expected = pd.Series(100 * (1 - miss), index=years).groupby(level=0).mean()
     np.testing.assert_allclose(table["m"].to_numpy(), expected.to_numpy())
