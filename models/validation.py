@@ -221,7 +221,13 @@ def _forecast_frame(
 
 @dataclass
 class ValidationResult:
-    """Forecast frames (method → horizon → frame indexed by origin) and their scores."""
+    """Forecast frames (method → horizon → frame indexed by origin) and their scores.
+
+    Frame columns (:data:`FORECAST_COLUMNS`): ``anchor`` (close at the origin), the four
+    bounds (NaN where the forecast failed or a method has no path range), ``center``,
+    the outcomes ``close``, ``path_min``, ``path_max``, and the model's ``status`` and
+    ``reason``.
+    """
 
     forecasts: dict[str, dict[int, pd.DataFrame]]
     scores: dict[int, dict[Kind, ScoreTable]]  # horizon → kind ("close"/"path") → table
@@ -411,7 +417,13 @@ def look_ahead_check(
     ``seed``); forecasts at origins ``<= cut`` must match the original run within
     ``atol`` (NaN equal to NaN), and some forecast at an origin ``> cut`` must change
     (otherwise the check says nothing: the cut is flagged as vacuous). This also demands
-    that the method is deterministic.
+    that the method is deterministic. Put some cuts exactly at origins whose index is a
+    multiple of ``refit_every`` (reached by ``fit`` alone) and others at ``update`` origins.
+
+    What it can see: any dependence on rows after the cut of ``history``, whether the
+    engine or the model let it in (e.g. a model that fishes the full frame out of the
+    caller). What it cannot see: a model that reads future data from a source of its own
+    (a file, a global), since the check only perturbs ``history``.
     """
     _check_history(history)
     hs = _check_horizons(horizons)

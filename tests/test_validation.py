@@ -269,7 +269,9 @@ def test_bad_arguments_name_the_field() -> None:
 def _check_positions(hist: pd.DataFrame) -> tuple[list[int], list[int]]:
     window = origin_positions(hist, "2015-01-01", "2018-12-31", 5)
     origins = np.linspace(window[0], window[-1], 12).astype(int).tolist()
-    cuts = [origins[2], origins[5] + 2, origins[8], origins[10] + 1]
+    # Cuts at a fit origin (index 0 and 5 of the list: reached by fit alone), at an update
+    # origin (8) and between origins, so both verbs and the engine's slicing are checked.
+    cuts = [origins[0], origins[5], origins[8], origins[10] + 1]
     return origins, cuts
 
 
