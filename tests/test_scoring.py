@@ -1,0 +1,210 @@
+"""Metrics of QUALITY-PROTOCOL §4 against hand-computed examples and known p-values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.scoring import (
+    christoffersen_p,
+    coverage_by_year,
+    diebold_mariano_p,
+    dm_lags,
+    hac_coverage_p,
+    interval_score,
+    is_calibrated,
+    kupiec_p,
+    misses,
+    score_table,
+)
+
+
+def test_interval_score_close_and_path_by_hand() -> None:
+    # [90, 110], α = 0.1 → penalty factor 2/α = 20.
+    # inside: width 20; below by 5: 20 + 20·5 = 120; above by 2: 20 + 20·2 = 60.
+    got = interval_score([90, 90, 90], [110, 110, 110], [100, 85, 112], [100, 85, 112])
+    np.testing.assert_allclose(got, [20.0, 120.0, 60.0])
+    # Path: m = 88 (2 below), M = 115 (5 above) → 20 + 20·2 + 20·5 = 160.
+    assert interval_score([90], [110], [88], [115])[0] == pytest.approx(160.0)
+    lo_miss, hi_miss = misses([90, 90], [110, 110], [88, 95], [115, 105])
+    assert lo_miss.tolist() == [True, False]
+    assert hi_miss.tolist() == [True, False]
+
+
+def test_interval_score_is_proper_pinball_identity() -> None:
+    # IS = (2/α)[pinball_{α/2}(L; m) + pinball_{1−α/2}(H; M)] + (M − m) (protocol §4).
+    rng = np.random.default_rng(1)
+    lo, hi = rng.uniform(90, 100, 50), rng.uniform(100, 110, 50)
+    m, big_m = rng.uniform(85, 100, 50), rng.uniform(100, 115, 50)
+    big_m = np.maximum(big_m, m)
+
+    def pinball(q: np.ndarray, y: np.ndarray, tau: float) -> np.ndarray:
+        return (np.where(y < q, 1.0, 0.0) - tau) * (q - y)
+
+    rhs = 20.0 * (pinball(lo, m, 0.05) + pinball(hi, big_m, 0.95)) + (big_m - m)
+    np.testing.assert_allclose(interval_score(lo, hi, m, big_m), rhs, rtol=1e-12)
+
+
+def test_kupiec_known_values() -> None:
+    # x = n·α exactly → LR = 0 → p = 1.
+    assert kupiec_p([1] * 10 + [0] * 90) == pytest.approx(1.0)
+    # x = 0 of 10: LR = −2·10·ln 0.9 = 2.107210, p = 0.146606.
+    assert kupiec_p([0] * 10) == pytest.approx(0.14660636611882227, rel=1e-10)
+    # x = 120 of 1000: LR = −2[880 ln .9 + 120 ln .1 − 880 ln .88 − 120 ln .12] = 4.204947.
+    assert kupiec_p([1] * 120 + [0] * 880) == pytest.approx(0.04030622602053986, rel=1e-10)
+    # Order does not matter for unconditional coverage.
+    assert kupiec_p([0] * 880 + [1] * 120) == pytest.approx(0.04030622602053986, rel=1e-10)
+
+
+def test_christoffersen_by_hand() -> None:
+    seq = [0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    # Transitions: n00 = 12, n01 = 2, n10 = 2, n11 = 3 (19 pairs).
+    # π01 = 2/14, π11 = 3/5, π = 5/19;
+    # LR = −2[(14 ln(14/19) + 5 ln(5/19)) − (12 ln(12/14) + 2 ln(2/14) + 2 ln(2/5) + 3 ln(3/5))]
+    lr = -2 * (
+        (14 * math.log(14 / 19) + 5 * math.log(5 / 19))
+        - (
+            12 * math.log(12 / 14)
+            + 2 * math.log(2 / 14)
+            + 2 * math.log(2 / 5)
+            + 3 * math.log(3 / 5)
+        )
+    )
+    assert lr == pytest.approx(3.6873232725884755, rel=1e-12)
+    assert christoffersen_p(seq) == pytest.approx(0.054827538149653146, rel=1e-10)
+    # No misses at all: no evidence against independence.
+    assert christoffersen_p([0] * 50) == pytest.approx(1.0)
+    # Alternating misses are strongly dependent.
+    assert christoffersen_p([0, 1] * 50) < 1e-6
+
+
+def test_hac_without_lags_is_the_binomial_z_test() -> None:
+    # h = 1 → no lags → var(mean) = p̂(1 − p̂)/n.
+    x = np.array([1] * 15 + [0] * 85)
+    z = (0.15 - 0.10) / math.sqrt(0.15 * 0.85 / 100)
+    expected = 2 * (1 - 0.5 * (1 + math.erf(abs(z) / math.sqrt(2))))
+    assert hac_coverage_p(x, horizon=1) == pytest.approx(expected, rel=1e-10)
+
+
+def test_hac_uniform_kernel_by_hand() -> None:
+    x = np.array([1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1], dtype=float)
+    n, lags = x.size, 4
+    u = x - x.mean()
+    # Hansen–Hodrick: γ0 + 2 Σ_{j=1..4} γj, γj = Σ u_t u_{t−j} (sums; var(mean) = S/n²).
+    s = np.dot(u, u) + 2 * sum(np.dot(u[j:], u[:-j]) for j in range(1, lags + 1))
+    z = (x.mean() - 0.10) / math.sqrt(s / n**2)
+    expected = math.erfc(abs(z) / math.sqrt(2))
+    assert hac_coverage_p(x, horizon=5) == pytest.approx(expected, rel=1e-10)
+
+
+def test_hac_size_on_overlapping_misses() -> None:
+    """Under H0 (5-day sums of iid normals beyond their 90% band) the 5% test rejects ≈ 6%.
+
+    400 replications: the s.e. of a 6% rejection rate is √(.06·.94/400) ≈ 1.2 pp, so the
+    band 2% .. 11% is > 3 s.e. wide on either side of the protocol's ~6%.
+    """
+    rng = np.random.default_rng(20240501)
+    n, h, reps = 1000, 5, 400
+    threshold = 1.6448536269514722 * math.sqrt(h)
+    rejections = 0
+    for _ in range(reps):
+        shocks = rng.standard_normal(n + h - 1)
+        sums = np.convolve(shocks, np.ones(h), mode="valid")
+        rejections += hac_coverage_p(np.abs(sums) > threshold, horizon=h) < 0.05
+    rate = rejections / reps
+    assert 0.02 <= rate <= 0.11
+
+
+def test_diebold_mariano() -> None:
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    assert diebold_mariano_p(a, a, horizon=1) == pytest.approx(1.0)
+    # Bartlett by hand with n = 200, h = 1: lags = ⌊4·2^{2/9}⌋ = 4.
+    rng = np.random.default_rng(3)
+    d = rng.normal(0.1, 1.0, 200)
+    assert dm_lags(200, 1) == 4
+    u = d - d.mean()
+    s = np.dot(u, u) + 2 * sum((1 - j / 5) * np.dot(u[j:], u[:-j]) for j in range(1, 5))
+    z = d.mean() / math.sqrt(s / 200**2)
+    assert diebold_mariano_p(d, np.zeros(200), horizon=1) == pytest.approx(
+        math.erfc(abs(z) / math.sqrt(2)), rel=1e-10
+    )
+
+
+def test_dm_lags_match_protocol() -> None:
+    # "= 6 + h−1 here" for the 1005 / 1001 origins of the main window.
+    assert dm_lags(1005, 1) == 6
+    assert dm_lags(1001, 5) == 10
+
+
+def test_calibration_band() -> None:
+    assert is_calibrated(88.0) and is_calibrated(92.0) and is_calibrated(90.5)
+    assert not is_calibrated(87.9) and not is_calibrated(92.1)
+    assert not is_calibrated(float("nan"))
+
+
+def _frame(n: int, cover_every: int, width: float, seed: int) -> pd.DataFrame:
+    """Synthetic forecast frame: close 100, outcome drawn, every k-th origin a miss."""
+    rng = np.random.default_rng(seed)
+    idx = pd.bdate_range("2016-01-01", periods=n, name="origin")
+    y = 100 + rng.uniform(-width / 2 + 0.01, width / 2 - 0.01, n)
+    miss = np.arange(n) % cover_every == 0
+    y[miss] = 100 + width  # above the band by width / 2
+    return pd.DataFrame(
+        {
+            "anchor": 100.0,
+            "close_lo": 100 - width / 2,
+            "close_hi": 100 + width / 2,
+            "path_lo": np.nan,
+            "path_hi": np.nan,
+            "close": y,
+            "path_min": y,
+            "path_max": y,
+        },
+        index=idx,
+    )
+
+
+def test_score_table_ranking_and_marks() -> None:
+    n = 500
+    frames = {
+        "sharp_calibrated": _frame(n, 10, 4.0, 1),  # 90% cover
+        "wide_calibrated": _frame(n, 10, 6.0, 2),  # 90% cover, wider → larger IS
+        "overconfident": _frame(n, 4, 2.0, 3),  # 75% cover
+    }
+    table = score_table(frames, "close", horizon=1)
+    assert table.best == "sharp_calibrated"
+    best = table.row("sharp_calibrated")
+    assert best.cover == pytest.approx(90.0)
+    assert best.miss_hi == pytest.approx(10.0) and best.miss_lo == 0.0
+    assert best.width == pytest.approx(4.0)
+    # IS %: width 4 plus 10% of origins at 2 above → 4 + 0.1·20·2 = 8.
+    assert best.interval_score == pytest.approx(8.0)
+    assert math.isnan(best.dm_p) and math.isnan(best.hac_p)
+    assert best.kupiec_p == pytest.approx(1.0)
+    assert table.row("wide_calibrated").dm_p < 0.001
+    over = table.row("overconfident")
+    assert not over.calibrated and over.cover == pytest.approx(75.0)
+    # No method has a path range: the path table reports them all as unavailable.
+    path = score_table(frames, "path", horizon=1)
+    assert path.best is None and all(not r.available for r in path.rows)
+    assert all(r.n_missing == n for r in path.rows)
+
+
+def test_failed_origins_are_left_out_and_counted() -> None:
+    frame = _frame(100, 10, 4.0, 5)
+    frame.loc[frame.index[:5], "close_lo"] = np.nan
+    row = score_table({"m": frame}, "close", horizon=1).row("m")
+    assert row.n == 95 and row.n_missing == 5
+
+
+def test_coverage_by_year() -> None:
+    frame = _frame(520, 10, 4.0, 7)
+    table = coverage_by_year({"m": frame})
+    years = pd.DatetimeIndex(frame.index).year
+    assert list(table.index) == sorted(set(years))
+    miss = np.arange(520) % 10 == 0
+    expected = pd.Series(100 * (1 - miss), index=years).groupby(level=0).mean()
+    np.testing.assert_allclose(table["m"].to_numpy(), expected.to_numpy())
