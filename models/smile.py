@@ -35,9 +35,13 @@ Equity-index smiles slope down: puts are richer than calls (crash insurance dema
 & Whaley, J. Finance 2004). In these units the 25-delta risk reversal is about
 ``1.35·|skew|·σ₃₀``, so ``α = −1/2`` makes it grow like ``√σ₃₀`` in vol points (skews
 steepen in absolute terms in sell-offs) while the skew *relative to the ATM level* falls
-like ``1/√σ₃₀`` (steepest when the VIX is low, as in 2017). ``curv > 0`` turns the call
-wing back up; the smile's minimum sits ``z*`` ATM standard deviations above the forward
-(``k* = z*·σ₃₀``), a fixed point in delta terms. The IV is floored at ``σ_atm/2``.
+like ``1/√σ₃₀`` (steepest when the VIX is low, as in 2017). ``curv > 0`` flattens the
+call wing; the smile's minimum sits ``z*`` ATM standard deviations above the forward
+(``k* = z*·σ₃₀``, a fixed point in delta terms, beyond the default strike range). The IV
+is floored at ``σ_atm/2``. With the default coefficients the noise-free smile is free of
+static arbitrage (prices monotone and convex in the strike) over the default strike range
+for VIX 8–80 and expiries of 1–45 days (``tests/test_smile.py`` checks it); the per-quote
+noise can break that between neighbouring strikes, as real quotes sometimes do.
 
 Quotes. Each quote's IV gets independent Gaussian noise ``N(0, noise_sd²)`` from a seeded
 generator; Black–Scholes delta, gamma and vega are computed from the *quoted* IV, and the
@@ -112,9 +116,9 @@ class SmileModel:
 
     theta: float = 0.19
     kappa: float = 1.5
-    skew_bar: float = 0.25
+    skew_bar: float = 0.20
     skew_elasticity: float = -0.5
-    smile_min_sd: float = 2.0
+    smile_min_sd: float = 4.0
     noise_sd: float = 0.002
     spread_frac: float = 0.03
     base_volume: float = 4000.0
