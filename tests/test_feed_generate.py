@@ -204,3 +204,6 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     )
     assert code == 2
     assert "no S&P 500 trading days between 2018-02-03 and 2018-02-04" in capsys.readouterr().err
+    one_day = ["--start", "2018-02-05", "--end", "2018-02-05"]
+    assert main([*one_day, "--out", str(tmp_path / "missing" / "z.jsonl")]) == 2
+    assert "No such file or directory" in capsys.readouterr().err

@@ -353,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     try:
         meta = generate_feed(args.out, start=args.start, end=args.end, seed=args.seed)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # bad range / unwritable --out: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - began
