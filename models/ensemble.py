@@ -1,0 +1,438 @@
+"""The ensemble: weighted quantile averaging of the members, then per-tail calibration.
+
+    ensemble = ModelEnsemble(ConfigLoader.default()).fit(history)
+    fc = ensemble.forecast(steps=5)
+    fc.low_estimate, fc.high_estimate, fc.parts["tgarch"].range
+
+Combination. Each usable member ``i`` gives quantiles of the close at ``t+h`` and a path
+range; with weights ``w_i`` (:mod:`models.weighting`) the ensemble averages them in log
+distance from the anchor ``C``:
+
+    low = C · exp(Σ_i w_i ln(low_i / C)),   and likewise high, path_low, path_high,
+
+i.e. a weighted average of quantiles (Vincentization), which keeps the members' shapes
+instead of mixing their densities (a mixture of well-calibrated members over-covers).
+
+Calibration. Every origin's raw combined range is remembered; when its outcome is known
+(``h`` bars later) :class:`models.calibration.TailCalibrator` moves each tail's factor,
+separately for the close interval and the path range of every tracked horizon. The same
+outcomes score the members (interval score) for the skill factor of the weights. Both are
+part of the ensemble's state and only ever use outcomes known at the origin.
+
+Warm-up. The first ``fit`` on a long history fits the members on all but the last
+``burn_in`` bars and walks those bars with ``update`` so that calibration and skill start
+from out-of-sample evidence, then refits the members on the whole history.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from config.schema import MarkovConfig, Regime
+from models.base import Bar, FitResult, ForecastModel, ModelStatus, PriceRange, Status
+from models.calibration import TailCalibrator
+from models.weighting import OptionSignals, SkillTracker, WeightBreakdown, compute_weights
+
+ALPHA_SCALE = 2.0  # interval score: width + (2/α)·overshoot, α = 1 − confidence
+
+
+@dataclass(frozen=True)
+class MemberPart:
+    """One member's contribution at an origin."""
+
+    name: str
+    range: PriceRange
+    weight: float
+
+    @property
+    def status(self) -> ModelStatus:
+        return self.range.status
+
+
+@dataclass(frozen=True)
+class EnsembleForecast:
+    """The ensemble's range plus every member's part and the weights' reasons."""
+
+    range: PriceRange
+    parts: Mapping[str, MemberPart]
+    weights: WeightBreakdown
+    vix: float | None
+
+    @property
+    def low_estimate(self) -> float:
+        return self.range.low
+
+    @property
+    def high_estimate(self) -> float:
+        return self.range.high
+
+    @property
+    def regime(self) -> Regime:
+        return self.weights.regime
+
+
+@dataclass
+class _Origin:
+    """What was forecast at one origin, kept until its outcomes are known."""
+
+    index: int
+    anchor: float
+    raw: dict[int, tuple[float, float, float | None, float | None]]  # h -> combined raw
+    members: dict[int, dict[str, PriceRange]]
+
+
+@dataclass
+class _Tracked:
+    calibrators: dict[tuple[int, str], TailCalibrator] = field(default_factory=dict)
+    skill: dict[int, SkillTracker] = field(default_factory=dict)
+
+
+class ModelEnsemble:
+    """A :class:`~models.base.ForecastModel` over the configured members."""
+
+    name = "ensemble"
+
+    def __init__(
+        self,
+        config: MarkovConfig,
+        members: Mapping[str, ForecastModel] | None = None,
+        *,
+        horizons: Sequence[int] | None = None,
+        burn_in: int = 250,
+        member_factory: Callable[[str, MarkovConfig], ForecastModel] | None = None,
+        base_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        self.config = config
+        self.base_weights = dict(base_weights) if base_weights is not None else None
+        if members is None:
+            from models.registry import build_member
+
+            factory = member_factory or build_member
+            members = {n: factory(n, config) for n in config.ensemble.enabled_names}
+        if not members:
+            raise ValueError("the ensemble needs at least one member")
+        self.members: dict[str, ForecastModel] = dict(members)
+        self.horizons = tuple(horizons) if horizons is not None else config.forecast.horizons
+        self.confidence = config.forecast.confidence
+        self.burn_in = burn_in
+        self._closes: list[float] = []
+        self._lows: list[float] = []
+        self._highs: list[float] = []
+        self._vix: float | None = None
+        self._member_failures: dict[str, str] = {}
+        self._pending: list[_Origin] = []
+        self._cache: dict[tuple[int, int, float], EnsembleForecast] = {}
+        self._options = OptionSignals()
+        self._fitted = False
+        self._last_ts: Any = None
+        cal = config.calibration
+        self._tracked = _Tracked(
+            calibrators={
+                (h, kind): TailCalibrator(tail=(1 - self.confidence) / 2, gamma=cal.gamma)
+                for h in self.horizons
+                for kind in ("close", "path")
+            },
+            skill={h: SkillTracker(config.weighting.skill_window) for h in self.horizons},
+        )
+
+    # -- the ForecastModel verbs ------------------------------------------------------
+
+    def fit(self, history: pd.DataFrame) -> FitResult:
+        warm = not self._fitted and self.burn_in > 0 and len(history) > 2 * self.burn_in
+        if warm:
+            head = history.iloc[: len(history) - self.burn_in]
+            self._fit_members(head)
+            self._reset_history(head)
+            for ts, row in history.iloc[len(head) :].iterrows():
+                self.update(_bar(ts, row))
+        results = self._fit_members(history)
+        if not warm:
+            advancing = self._last_ts is not None and history.index[-1] > self._last_ts
+            self._reset_history(history)
+            if advancing:
+                self._resolve()  # a refit on a longer history resolves like an update
+            else:
+                self._pending.clear()  # a new history: old forecasts cannot be scored
+        self._last_ts = history.index[-1]
+        self._fitted = True
+        self._cache.clear()
+        self._pending = [o for o in self._pending if o.index != len(self._closes) - 1]
+        self._record_origin()
+        failed = {n: r.message for n, r in results.items() if not r.converged}
+        return FitResult(
+            model=self.name,
+            params={f"{n}.{k}": v for n, r in results.items() for k, v in r.params.items()},
+            converged=not self._member_failures,
+            message="; ".join(f"{n}: {m}" for n, m in {**failed, **self._member_failures}.items()),
+            nobs=len(history),
+        )
+
+    def update(self, bar: Bar) -> None:
+        for name, member in self.members.items():
+            if name in self._member_failures:
+                continue
+            try:
+                member.update(bar)
+            except Exception as exc:  # a member's failure must not stop the ensemble
+                self._member_failures[name] = f"update failed: {exc}"
+        self._last_ts = bar.ts
+        self._closes.append(bar.close)
+        self._lows.append(bar.low)
+        self._highs.append(bar.high)
+        if bar.vix is not None and math.isfinite(bar.vix):
+            self._vix = bar.vix
+        self._cache.clear()
+        self._resolve()
+        self._record_origin()
+
+    def forecast(self, steps: int, confidence: float = 0.9) -> PriceRange:
+        return self.forecast_detail(steps, confidence).range
+
+    def forecast_detail(self, steps: int, confidence: float | None = None) -> EnsembleForecast:
+        """The full forecast: range, member parts, weights. Reads state, never changes it."""
+        conf = self.confidence if confidence is None else confidence
+        key = (len(self._closes), steps, conf)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        parts = self._member_ranges(steps, conf)
+        return self._combine(steps, conf, parts, calibrate=True)
+
+    def set_option_signals(self, signals: OptionSignals) -> None:
+        self._options = signals
+        self._cache.clear()
+
+    def update_chain(self, chain: Any) -> None:
+        """Pass an option-chain snapshot to the members that use chains."""
+        for name, member in self.members.items():
+            update = getattr(member, "update_chain", None)
+            if update is None or name in self._member_failures:
+                continue
+            try:
+                update(chain)
+            except Exception as exc:
+                self._member_failures[name] = f"chain update failed: {exc}"
+        signals = getattr(self.members.get("delta_ukf"), "option_signals", None)
+        if callable(signals):
+            self._options = signals()
+        self._cache.clear()
+
+    # -- refits off the event loop ----------------------------------------------------
+
+    SLOW_MEMBERS = ("tgarch", "arima", "varmax")
+
+    def slow_members(self) -> dict[str, ForecastModel]:
+        """The members refitted on a timer (the caller fits copies of them elsewhere)."""
+        return {n: m for n, m in self.members.items() if n in self.SLOW_MEMBERS}
+
+    def install_members(self, fitted: Mapping[str, ForecastModel], catch_up: Sequence[Bar]) -> None:
+        """Swap in members refitted on an older history, then replay the bars since."""
+        for name, member in fitted.items():
+            if name not in self.members:
+                raise KeyError(f"unknown member {name!r}; members: {sorted(self.members)}")
+            try:
+                for bar in catch_up:
+                    member.update(bar)
+            except Exception as exc:  # keep the last good member
+                self._member_failures.setdefault(name, f"catch-up after refit failed: {exc}")
+                continue
+            self.members[name] = member
+            self._member_failures.pop(name, None)
+        self._cache.clear()
+        self._pending = [o for o in self._pending if o.index != len(self._closes) - 1]
+        self._record_origin()
+
+    # -- internals --------------------------------------------------------------------
+
+    def _fit_members(self, history: pd.DataFrame) -> dict[str, FitResult]:
+        results: dict[str, FitResult] = {}
+        for name, member in self.members.items():
+            try:
+                results[name] = member.fit(history)
+                self._member_failures.pop(name, None)
+            except Exception as exc:
+                self._member_failures[name] = f"fit failed: {exc}"
+        return results
+
+    def _reset_history(self, history: pd.DataFrame) -> None:
+        self._closes = history["close"].astype(float).tolist()
+        self._lows = history["low"].astype(float).tolist()
+        self._highs = history["high"].astype(float).tolist()
+        vix = history["vix"].dropna()
+        self._vix = float(vix.iloc[-1]) if len(vix) else None
+
+    def _member_ranges(self, steps: int, confidence: float) -> dict[str, PriceRange]:
+        anchor = self._closes[-1]
+        out: dict[str, PriceRange] = {}
+        for name, member in self.members.items():
+            if name in self._member_failures:
+                out[name] = PriceRange.failure(
+                    name, steps, confidence, anchor, self._member_failures[name]
+                )
+                continue
+            try:
+                out[name] = member.forecast(steps, confidence)
+            except Exception as exc:
+                out[name] = PriceRange.failure(name, steps, confidence, anchor, str(exc))
+        return out
+
+    def _weights(self, steps: int, parts: Mapping[str, PriceRange]) -> WeightBreakdown:
+        skill = self._tracked.skill.get(steps) or SkillTracker(self.config.weighting.skill_window)
+        return compute_weights(
+            self.config,
+            [n for n, r in parts.items() if r.usable],
+            vix=self._vix,
+            options=self._options,
+            skill=skill,
+            members=list(self.members),
+            base_weights=self.base_weights,
+        )
+
+    def _combine(
+        self, steps: int, confidence: float, parts: Mapping[str, PriceRange], *, calibrate: bool
+    ) -> EnsembleForecast:
+        anchor = self._closes[-1]
+        weights = self._weights(steps, parts)
+        raw = _average(anchor, parts, weights.weights)
+        members = {n: MemberPart(n, r, weights.weights[n]) for n, r in parts.items()}
+        if raw is None:
+            failed = PriceRange.failure(
+                self.name, steps, confidence, anchor, "no member produced a usable range"
+            )
+            return EnsembleForecast(failed, members, weights, self._vix)
+        low, high, path_low, path_high, center = raw
+        cal_close = self._tracked.calibrators.get((steps, "close"))
+        cal_path = self._tracked.calibrators.get((steps, "path"))
+        if calibrate and cal_close is not None:
+            low, high = cal_close.adjust(anchor, low, high)
+        if calibrate and cal_path is not None and path_low is not None and path_high is not None:
+            path_low, path_high = cal_path.adjust(anchor, path_low, path_high)
+        if path_low is not None and path_high is not None:
+            # The path range contains the close interval's ends by construction.
+            path_low, path_high = min(path_low, low), max(path_high, high)
+        degraded = sorted(n for n, r in parts.items() if r.status.state is not Status.OK)
+        status = (
+            ModelStatus.degraded("members not ok: " + ", ".join(degraded))
+            if degraded
+            else ModelStatus.ok()
+        )
+        center = min(max(center, low), high)
+        rng = PriceRange(
+            self.name, steps, confidence, anchor, low, high, center,
+            path_low=path_low, path_high=path_high, status=status,
+        )  # fmt: skip
+        return EnsembleForecast(rng, members, weights, self._vix)
+
+    def _record_origin(self) -> None:
+        """Forecast every tracked horizon at the new origin and remember it for scoring."""
+        if not self._closes:
+            return
+        origin = _Origin(len(self._closes) - 1, self._closes[-1], {}, {})
+        for h in self.horizons:
+            parts = self._member_ranges(h, self.confidence)
+            fc = self._combine(h, self.confidence, parts, calibrate=False)
+            origin.members[h] = dict(parts)
+            if fc.range.usable:
+                r = fc.range
+                origin.raw[h] = (r.low, r.high, r.path_low, r.path_high)
+            # Cache the calibrated forecast for this origin: forecast() then costs nothing.
+            self._cache[(len(self._closes), h, self.confidence)] = self._combine(
+                h, self.confidence, parts, calibrate=True
+            )
+        self._pending.append(origin)
+
+    def _resolve(self) -> None:
+        """Score every remembered forecast whose horizon has been reached."""
+        now = len(self._closes) - 1
+        keep: list[_Origin] = []
+        for origin in self._pending:
+            for h in list(origin.members):
+                end = origin.index + h
+                if end > now:
+                    continue
+                lo_path = min(self._lows[origin.index + 1 : end + 1])
+                hi_path = max(self._highs[origin.index + 1 : end + 1])
+                close = self._closes[end]
+                self._score(origin, h, close, lo_path, hi_path)
+                del origin.members[h]
+                origin.raw.pop(h, None)
+            if origin.members:
+                keep.append(origin)
+        self._pending = keep
+
+    def _score(self, origin: _Origin, h: int, close: float, m: float, big_m: float) -> None:
+        alpha = 1.0 - self.confidence
+        skill = self._tracked.skill[h]
+        for name, r in origin.members[h].items():
+            if r.usable:
+                skill.add(
+                    name, 100 * _interval_score(r.low, r.high, close, close, alpha) / r.anchor
+                )
+        raw = origin.raw.get(h)
+        if raw is None:
+            return
+        low, high, path_low, path_high = raw
+        cal = self._tracked.calibrators[(h, "close")]
+        cal.record(origin.index, origin.anchor, low, high)
+        cal.observe(origin.index, close, close)
+        if path_low is not None and path_high is not None:
+            pcal = self._tracked.calibrators[(h, "path")]
+            pcal.record(origin.index, origin.anchor, path_low, path_high)
+            pcal.observe(origin.index, m, big_m)
+
+    def calibration_state(self) -> dict[str, Any]:
+        return {f"{h}:{k}": c.state() for (h, k), c in self._tracked.calibrators.items()}
+
+
+def _interval_score(low: float, high: float, lower: float, upper: float, alpha: float) -> float:
+    return (
+        (high - low)
+        + ALPHA_SCALE / alpha * max(low - lower, 0.0)
+        + ALPHA_SCALE / alpha * max(upper - high, 0.0)
+    )
+
+
+def _average(
+    anchor: float, parts: Mapping[str, PriceRange], weights: Mapping[str, float]
+) -> tuple[float, float, float | None, float | None, float] | None:
+    used = {n: w for n, w in weights.items() if w > 0 and parts[n].usable}
+    total = sum(used.values())
+    if total <= 0:
+        return None
+    lg = math.log(anchor)
+
+    def mean_log(values: dict[str, float], ws: dict[str, float]) -> float:
+        s = sum(ws.values())
+        return anchor * math.exp(sum(ws[n] * (math.log(values[n]) - lg) for n in ws) / s)
+
+    low = mean_log({n: parts[n].low for n in used}, used)
+    high = mean_log({n: parts[n].high for n in used}, used)
+    center = sum(w * parts[n].center for n, w in used.items()) / total
+    with_path = {
+        n: w
+        for n, w in used.items()
+        if parts[n].path_low is not None and parts[n].path_high is not None
+    }
+    path_low = path_high = None
+    if with_path:
+        path_low = mean_log({n: float(parts[n].path_low) for n in with_path}, with_path)  # type: ignore[arg-type]
+        path_high = mean_log({n: float(parts[n].path_high) for n in with_path}, with_path)  # type: ignore[arg-type]
+    return low, high, path_low, path_high, center
+
+
+def _bar(ts: Any, row: pd.Series) -> Bar:
+    vix = row.get("vix")
+    return Bar(
+        ts=pd.Timestamp(ts),
+        open=float(row["open"]),
+        high=float(row["high"]),
+        low=float(row["low"]),
+        close=float(row["close"]),
+        vix=None if vix is None or not np.isfinite(vix) else float(vix),
+    )
