@@ -106,7 +106,8 @@ class VARMAXModel:
         self._last_close = float(close[-1])
         self._last_vix = float(vix[-1]) if np.isfinite(vix[-1]) else None
         self._last_ts = pd.Timestamp(history.index[-1])
-        self.fit_result = fit_result(self.name, self._results, converged, message)
+        name = self.name if self._uses_vix else f"{self.name} (AR fallback)"
+        self.fit_result = fit_result(name, self._results, converged, message)
         return self.fit_result
 
     def _fit_varmax(self, endog: np.ndarray) -> tuple[object, bool, str]:
@@ -142,6 +143,13 @@ class VARMAXModel:
         self._last_close = float(bar.close)
         self._last_vix = bar.vix
         self._last_ts = bar.ts
+
+    @property
+    def next_mean(self) -> float:
+        """One-step predicted return (percent) from the filtered state."""
+        if self._results is None:
+            return math.nan
+        return float(np.asarray(self._results.forecast(1)).reshape(-1)[0])  # type: ignore[attr-defined]
 
     @property
     def status(self) -> ModelStatus:
