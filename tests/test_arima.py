@@ -118,9 +118,7 @@ def test_forecast_reads_state_without_changing_it(
     assert model.forecast(2) == twin.forecast(2)
 
 
-def test_invalid_input_gives_clear_errors(
-    sim_history: pd.DataFrame, fitted: ARIMAModel
-) -> None:
+def test_invalid_input_gives_clear_errors(sim_history: pd.DataFrame, fitted: ARIMAModel) -> None:
     with pytest.raises(ValueError, match=r"order must be \(p, 0, q\)"):
         ARIMAModel(order=(1, 1, 1))
     model = copy.deepcopy(fitted)

@@ -104,7 +104,7 @@ def test_update_matches_a_refit_free_filter_of_the_longer_history(
     for i in range(1200, 1210):
         model.update(bar_of(sim_history, i, vix=i != 1205))  # one VIX missing on the way
     data = sim_history.iloc[:1210].copy()
-    data.iloc[1205, data.columns.get_loc("vix")] = np.nan
+    data.loc[data.index[1205], "vix"] = np.nan
     endog = np.column_stack(
         [np.diff(np.log(data["close"])) * 100, np.diff(np.log(data["vix"])) * 100]
     )
@@ -149,9 +149,7 @@ def test_missing_vix_degrades(sim_history: pd.DataFrame, fitted: VARMAXModel) ->
     assert no_vix.forecast(1).usable
 
 
-def test_invalid_input_gives_clear_errors(
-    sim_history: pd.DataFrame, fitted: VARMAXModel
-) -> None:
+def test_invalid_input_gives_clear_errors(sim_history: pd.DataFrame, fitted: VARMAXModel) -> None:
     with pytest.raises(ValueError, match="order"):
         VARMAXModel(order=(0, 0))
     model = copy.deepcopy(fitted)
