@@ -1,0 +1,89 @@
+"""Returns and input checks shared by the econometric models.
+
+The quality protocol fits GARCH and ARIMA models to close-to-close log returns in
+percent, ``100 * ln(C_t / C_{t-1})``, and uses the VIX as an implied daily variance in
+the same units, ``VIX**2 / 252`` (VIX is an annualised volatility in percent).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from models.base import Bar
+
+TRADING_DAYS = 252
+
+
+def log_returns_pct(close: np.ndarray) -> np.ndarray:
+    """``100 * ln(C_t / C_{t-1})`` for ``t = 1 .. n-1``."""
+    return 100.0 * np.diff(np.log(np.asarray(close, dtype=float)))
+
+
+def return_pct(previous_close: float, close: float) -> float:
+    """One close-to-close log return in percent."""
+    return 100.0 * math.log(close / previous_close)
+
+
+def implied_daily_variance(vix: np.ndarray | float) -> np.ndarray | float:
+    """The VIX as a daily variance of percent returns: ``VIX**2 / 252``."""
+    return np.square(vix) / TRADING_DAYS
+
+
+def checked_history(history: pd.DataFrame, min_rows: int) -> pd.DataFrame:
+    """Check a history frame (columns, order, prices) and return it unchanged.
+
+    ``close`` must be finite and positive on every row; ``vix`` may be missing (NaN)
+    but where present must be finite and positive.
+    """
+    if not isinstance(history, pd.DataFrame):
+        raise TypeError(f"history must be a pandas DataFrame, got {type(history).__name__}")
+    if "close" not in history.columns:
+        raise ValueError(
+            f"history needs a 'close' column (and optionally 'vix'); got {list(history.columns)}"
+        )
+    if len(history) < min_rows:
+        raise ValueError(f"history has {len(history)} rows; this model needs at least {min_rows}")
+    if not history.index.is_monotonic_increasing or history.index.has_duplicates:
+        raise ValueError("history index must be strictly increasing (one row per date)")
+    close = history["close"].to_numpy(dtype=float)
+    bad = ~np.isfinite(close) | (close <= 0)
+    if bad.any():
+        first = history.index[int(np.argmax(bad))]
+        raise ValueError(f"history 'close' must be finite and > 0; bad value at {first}")
+    if "vix" in history.columns:
+        vix = history["vix"].to_numpy(dtype=float)
+        bad_vix = ~np.isnan(vix) & (~np.isfinite(vix) | (vix <= 0))
+        if bad_vix.any():
+            first = history.index[int(np.argmax(bad_vix))]
+            raise ValueError(f"history 'vix' must be > 0 or NaN (missing); bad value at {first}")
+    return history
+
+
+def vix_column(history: pd.DataFrame) -> np.ndarray:
+    """The VIX column as floats, all NaN if the frame has none."""
+    if "vix" not in history.columns:
+        return np.full(len(history), np.nan)
+    return history["vix"].to_numpy(dtype=float)
+
+
+def check_bar(bar: Bar, last_ts: pd.Timestamp | None) -> None:
+    """Reject a bar that would corrupt a filter: bad prices, bad VIX, out-of-order time."""
+    if not isinstance(bar, Bar):
+        raise TypeError(f"bar must be a models.base.Bar, got {type(bar).__name__}")
+    if not (math.isfinite(bar.close) and bar.close > 0):
+        raise ValueError(f"bar.close must be finite and > 0, got {bar.close!r}")
+    if bar.vix is not None and not (math.isfinite(bar.vix) and bar.vix > 0):
+        raise ValueError(f"bar.vix must be > 0 or None (missing), got {bar.vix!r}")
+    if last_ts is not None and not bar.ts > last_ts:
+        raise ValueError(f"bar.ts {bar.ts} is not after the last bar {last_ts} (out of order)")
+
+
+def check_forecast_args(steps: int, confidence: float) -> None:
+    """Clear errors for the two arguments every ``forecast`` takes."""
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if not (isinstance(confidence, float | int) and 0.0 < confidence < 1.0):
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
