@@ -67,6 +67,7 @@ pub const JITTER_TRIES: u32 = 10;
 /// growing `eps` when `a` is not numerically positive definite.
 ///
 /// `a` is left untouched. Returns the jitter that was needed (`0.0` when none).
+#[inline]
 pub fn cholesky_jitter(
     a: &[f64],
     n: usize,
@@ -80,6 +81,19 @@ pub fn cholesky_jitter(
     if cholesky_in_place(l, n).is_ok() {
         return Ok(0.0);
     }
+    cholesky_jitter_retry(a, n, scale, l)
+}
+
+/// The rare path of [`cholesky_jitter`], out of line so that the common one stays small.
+#[cold]
+#[inline(never)]
+fn cholesky_jitter_retry(
+    a: &[f64],
+    n: usize,
+    scale: f64,
+    l: &mut [f64],
+) -> Result<f64, CholeskyError> {
+    let nn = n * n;
     let mean_diag = (0..n).map(|i| scale * a[i * n + i]).sum::<f64>() / n as f64;
     let base = if mean_diag.is_finite() && mean_diag > 0.0 {
         mean_diag

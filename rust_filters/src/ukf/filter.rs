@@ -259,7 +259,9 @@ impl<M: UkfModel> Ukf<M> {
     /// Sigma points of `(x, P)` into `ws.sig`; returns whether jitter was needed.
     #[inline]
     fn sigma_points(&mut self) -> Result<bool, ()> {
-        let n = self.n;
+        // The model's dimension, not `self.n`: for a concrete model it is a constant after
+        // inlining, so the small loops below unroll.
+        let n = self.model.state_dim();
         let eps =
             cholesky_jitter(&self.state.p, n, self.scale, &mut self.ws.chol).map_err(|_| ())?;
         let (x, l, sig) = (&self.state.x, &self.ws.chol, &mut self.ws.sig);
@@ -283,7 +285,7 @@ impl<M: UkfModel> Ukf<M> {
 
     #[inline]
     fn predict_unchecked(&mut self, dt: f64) {
-        let n = self.n;
+        let n = self.model.state_dim(); // constant per model: see `sigma_points`
         let k = 2 * n + 1;
         let jitter = match self.sigma_points() {
             Ok(j) => j,
@@ -297,9 +299,9 @@ impl<M: UkfModel> Ukf<M> {
             self.ws.q_dt = Some(dt);
         }
         let ws = &mut self.ws;
-        weighted_mean(&self.wm, &ws.sig, n, &mut ws.xm);
-        ws.pm.copy_from_slice(&ws.q);
-        for (s, &w) in self.wc.iter().enumerate() {
+        weighted_mean(&self.wm[..k], &ws.sig[..k * n], n, &mut ws.xm[..n]);
+        ws.pm[..n * n].copy_from_slice(&ws.q[..n * n]);
+        for (s, &w) in self.wc[..k].iter().enumerate() {
             let row = &ws.sig[s * n..(s + 1) * n];
             for a in 0..n {
                 let da = w * (row[a] - ws.xm[a]);
@@ -481,9 +483,10 @@ fn update_core<M: UkfModel>(
     z: &[f64],
     ws: &mut Workspace,
 ) -> Result<(f64, bool), &'static str> {
-    let n = state.x.len();
+    let n = model.state_dim(); // constants for a concrete model, so the loops unroll
     let k = 2 * n + 1;
-    let m = z.len();
+    let m = model.meas_dim(design);
+    debug_assert_eq!(m, z.len());
     let (x, p) = (&state.x, &state.p);
     let zs = &mut ws.zs[..k * m];
     let zp = &mut ws.zp[..m];
@@ -492,6 +495,7 @@ fn update_core<M: UkfModel>(
     let sig = &ws.sig[..k * n];
     model.measure(design, sig, zs);
     model.measurement_noise(design, &mut ws.r[..m * m]);
+    let (wm, wc) = (&wm[..k], &wc[..k]);
     weighted_mean(wm, zs, m, zp);
     s.copy_from_slice(&ws.r[..m * m]);
     pxz.fill(0.0);

@@ -84,6 +84,14 @@ impl LinearGaussian {
     }
 }
 
+impl LinearGaussian {
+    /// `(F, H, Q, R, c, d)`, row-major.
+    #[allow(clippy::type_complexity)]
+    pub fn parts(&self) -> (&[f64], &[f64], &[f64], &[f64], &[f64], &[f64]) {
+        (&self.f, &self.h, &self.q, &self.r, &self.c, &self.d)
+    }
+}
+
 impl UkfModel for LinearGaussian {
     type Design = ();
     const NAME: &'static str = "LinearGaussian";

@@ -17,7 +17,7 @@ mod normal;
 mod smile;
 mod stoch_vol;
 
-pub use filter::{SigmaParams, Ukf, UkfState};
+pub use filter::{check_state_dims, SigmaParams, Ukf, UkfState};
 pub use linear::LinearGaussian;
 pub use normal::normal_cdf;
 pub use smile::{Smile, SmileMeasurement, SmileQuote};

@@ -55,6 +55,8 @@ pub struct Smile {
     pub reversion: [f64; 3],
     pub vol: [f64; 3],
     pub measurement: SmileMeasurement,
+    /// Default noise standard deviation of a quote (used by [`Smile::quote`]).
+    pub noise_sd: f64,
     pub min_iv: f64,
 }
 
@@ -64,6 +66,7 @@ impl Smile {
         reversion: [f64; 3],
         vol: [f64; 3],
         measurement: SmileMeasurement,
+        noise_sd: f64,
         min_iv: f64,
     ) -> Result<Self, UkfError> {
         const NAMES: [&str; 3] = ["level", "skew", "curvature"];
@@ -87,14 +90,26 @@ impl Smile {
                 "finite and > 0",
             )?;
         }
+        check_param("noise_sd", noise_sd, noise_sd > 0.0, "finite and > 0")?;
         check_param("min_iv", min_iv, min_iv > 0.0, "finite and > 0")?;
         Ok(Smile {
             mean,
             reversion,
             vol,
             measurement,
+            noise_sd,
             min_iv,
         })
+    }
+
+    /// A quote with the model's default noise.
+    pub fn quote(&self, moneyness: f64, tau: f64, is_call: bool) -> SmileQuote {
+        SmileQuote {
+            moneyness,
+            tau,
+            is_call,
+            noise_sd: self.noise_sd,
+        }
     }
 
     /// Standardised moneyness `ln(K / F) / sqrt(tau)`.

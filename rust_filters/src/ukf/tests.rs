@@ -272,6 +272,7 @@ fn smile_filter_recovers_the_smile_from_chains_of_varying_size() {
             [0.0; 3],
             [0.01, 0.01, 0.005],
             measurement,
+            1e-3,
             1e-4,
         )
         .unwrap();
