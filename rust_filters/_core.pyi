@@ -9,19 +9,21 @@ FloatArray = npt.NDArray[np.float64]
 
 # ---- ukf ------------------------------------------------------------------------------
 
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+# Imports here rather than at the top: each section of this shared stub stays self-contained.
+from collections.abc import Callable, Sequence  # noqa: E402
+from typing import Any, Literal, final  # noqa: E402
 
 _Vector = FloatArray | Sequence[float] | float
 _Matrix = npt.ArrayLike
 _Flags = bool | Sequence[bool] | npt.NDArray[np.bool_]
 
+@final
 class StochVolModel:
     """ukf2-sv: state [h, m]; z = [r, |r|]; OU log-variance with time step dt (days)."""
 
-    def __init__(
-        self, mu: float = -1.02, phi: float = 0.9702, sigma: float = 0.178, drift_sd: float = 0.01
-    ) -> None: ...
+    def __new__(
+        cls, mu: float = -1.02, phi: float = 0.9702, sigma: float = 0.178, drift_sd: float = 0.01
+    ) -> StochVolModel: ...
     @property
     def mu(self) -> float: ...
     @property
@@ -33,17 +35,18 @@ class StochVolModel:
     def workload_prior(self) -> tuple[FloatArray, FloatArray]: ...
     def __reduce__(self) -> tuple[Any, tuple[float, float, float, float]]: ...
 
+@final
 class StochVolPriceModel:
     """ukf3-svp: state [p, m, h]; z = [p, |r|]."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         mu: float = -1.02,
         phi: float = 0.9702,
         sigma: float = 0.178,
         drift_sd: float = 0.01,
         price_sd: float = 0.05,
-    ) -> None: ...
+    ) -> StochVolPriceModel: ...
     @property
     def mu(self) -> float: ...
     @property
@@ -57,25 +60,27 @@ class StochVolPriceModel:
     def workload_prior(self) -> tuple[FloatArray, FloatArray]: ...
     def __reduce__(self) -> tuple[Any, tuple[float, float, float, float, float]]: ...
 
+@final
 class LinearGaussianModel:
     """x_t = c + F x_{t-1} + w, z_t = d + H x_t + v (discrete time: dt is ignored)."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         F: _Matrix,
         H: _Matrix,
         Q: _Matrix,
         R: _Matrix,
         c: _Matrix | None = None,
         d: _Matrix | None = None,
-    ) -> None: ...
+    ) -> LinearGaussianModel: ...
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...
 
+@final
 class SmileModel:
     """Smile state [level, skew, curvature]; iv(k) = level + skew k + curvature k^2."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         mean: _Vector | None = None,
         reversion: _Vector | None = None,
         vol: _Vector | None = None,
@@ -83,7 +88,7 @@ class SmileModel:
         measurement: Literal["iv", "delta"] = "iv",
         noise_sd: float = 0.01,
         min_iv: float = 1e-4,
-    ) -> None: ...
+    ) -> SmileModel: ...
     @property
     def mean(self) -> list[float]: ...
     @property
@@ -104,25 +109,27 @@ class SmileModel:
     ) -> FloatArray: ...
     def __reduce__(self) -> tuple[Any, Any, Any]: ...
 
+@final
 class PythonModel:
     """Slow path: fx(x, dt) -> x', hx(x) -> z in Python; Q is per unit dt, R fixed."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         fx: Callable[[FloatArray, float], npt.ArrayLike],
         hx: Callable[[FloatArray], npt.ArrayLike],
         Q: _Matrix,
         R: _Matrix,
-    ) -> None: ...
+    ) -> PythonModel: ...
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...
 
 _Model = StochVolModel | StochVolPriceModel | LinearGaussianModel | SmileModel | PythonModel
 
+@final
 class UKF:
     """Additive-noise Unscented Kalman Filter with scaled sigma points."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         model: _Model,
         x0: _Vector,
         P0: _Matrix,
@@ -130,7 +137,7 @@ class UKF:
         alpha: float = 0.1,
         beta: float = 2.0,
         kappa: float | None = None,
-    ) -> None: ...
+    ) -> UKF: ...
     def predict(self, dt: float = 1.0) -> None: ...
     def update(self, z: _Vector) -> float: ...
     def step(self, z: _Vector, dt: float = 1.0) -> float: ...
@@ -159,7 +166,7 @@ class UKF:
     @property
     def x(self) -> FloatArray: ...
     @property
-    def P(self) -> FloatArray: ...
+    def P(self) -> FloatArray: ...  # noqa: N802
     @property
     def dim_x(self) -> int: ...
     @property

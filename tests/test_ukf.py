@@ -4,6 +4,7 @@ the NumPy reference and filterpy; snapshots; invalid input; divergence; the Pyth
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -183,7 +184,9 @@ def test_irregular_steps_in_batch_equal_streaming(data: dict[str, np.ndarray]) -
 
 
 @pytest.mark.parametrize("make", [sv_filter, svp_filter])
-def test_snapshot_restore_continues_bit_identically(make, data: dict[str, np.ndarray]) -> None:
+def test_snapshot_restore_continues_bit_identically(
+    make: Callable[[], UKF], data: dict[str, np.ndarray]
+) -> None:
     zs = (sv_obs if make is sv_filter else svp_obs)(data)
     a = make()
     a.filter(zs[:400])
@@ -279,7 +282,7 @@ def test_invalid_construction_names_the_argument() -> None:
     with pytest.raises(ValueError, match="kappa"):
         UKF(StochVolModel(), [0.0, 0.0], np.eye(2), kappa=-5.0)
     with pytest.raises(ValueError, match="measurement must be 'iv' or 'delta'"):
-        SmileModel(measurement="price")
+        SmileModel(measurement="price")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="model must be"):
         UKF(object(), [0.0], [[1.0]])  # type: ignore[arg-type]
 

@@ -3,6 +3,9 @@ chains whose number of quotes changes from one chain to the next."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Literal
+
 import numpy as np
 import pytest
 from scipy.stats import norm
@@ -30,7 +33,11 @@ def test_moneyness_implied_vol_and_delta_formulas() -> None:
     np.testing.assert_allclose(delta, norm.cdf(d1) - ~calls, atol=1e-13)
 
 
-def _chains(seed: int, n_chains: int, measurement: str, noise_sd: float):
+Measurement = Literal["iv", "delta"]
+Chain = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _chains(seed: int, n_chains: int, measurement: Measurement, noise_sd: float) -> Iterator[Chain]:
     """Synthetic chains from the fixed smile TRUTH, 4..15 quotes each, seeded noise."""
     rng = np.random.default_rng(seed)
     model = SmileModel(measurement=measurement)
@@ -48,7 +55,7 @@ def _chains(seed: int, n_chains: int, measurement: str, noise_sd: float):
 
 @pytest.mark.parametrize(("measurement", "noise_sd"), [("iv", 0.002), ("delta", 0.005)])
 def test_filter_recovers_the_smile_from_chains_of_varying_size(
-    measurement: str, noise_sd: float
+    measurement: Measurement, noise_sd: float
 ) -> None:
     # Random-walk dynamics with small vol and a static truth: the filter's posterior
     # covariance P over-states the error variance (process noise the truth does not have),

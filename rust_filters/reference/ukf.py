@@ -5,7 +5,8 @@ Additive-noise UKF with filterpy's algorithm (``UnscentedKalmanFilter`` +
 vectorised over the sigma points::
 
     lambda = alpha^2 (n + kappa) - n
-    Wm_0 = lambda / (n + lambda),  Wc_0 = Wm_0 + 1 - alpha^2 + beta,  Wm_i = Wc_i = 1 / (2 (n + lambda))
+    Wm_0 = lambda / (n + lambda),  Wc_0 = Wm_0 + 1 - alpha^2 + beta
+    Wm_i = Wc_i = 1 / (2 (n + lambda))
     X = [x, x + L_i, x - L_i],  L = chol_lower((n + lambda) P)
 
     predict: Xf = f(X, dt); x = Wm Xf; P = sum Wc (Xf - x)(Xf - x)' + Q(dt)

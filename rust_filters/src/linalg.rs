@@ -32,7 +32,9 @@ pub fn symmetrize(a: &mut [f64], n: usize) {
 
 /// In-place lower Cholesky factor of the symmetric `a` (only its lower triangle is read);
 /// on success `a` holds `L` with zeros above the diagonal, `a = L L'`.
-#[inline]
+// Always inlined: the filter calls it with a dimension that is a constant per model, and
+// only an inlined copy lets the compiler unroll the loops for that size.
+#[inline(always)]
 pub fn cholesky_in_place(a: &mut [f64], n: usize) -> Result<(), CholeskyError> {
     for j in 0..n {
         let mut d = a[j * n + j];
@@ -67,7 +69,7 @@ pub const JITTER_TRIES: u32 = 10;
 /// growing `eps` when `a` is not numerically positive definite.
 ///
 /// `a` is left untouched. Returns the jitter that was needed (`0.0` when none).
-#[inline]
+#[inline(always)]
 pub fn cholesky_jitter(
     a: &[f64],
     n: usize,
@@ -118,7 +120,7 @@ fn cholesky_jitter_retry(
 }
 
 /// Solve `L y = b` in place (`b` becomes `y`) for the lower-triangular `l` (`n x n`).
-#[inline]
+#[inline(always)]
 pub fn forward_substitute(l: &[f64], n: usize, b: &mut [f64]) {
     for i in 0..n {
         let mut s = b[i];

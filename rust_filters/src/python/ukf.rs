@@ -112,6 +112,8 @@ pub struct PyStochVol {
 impl PyStochVol {
     #[new]
     #[pyo3(signature = (mu=-1.02, phi=0.9702, sigma=0.178, drift_sd=0.01))]
+    // PyO3 renders the negative default as `...`: spell the signature out for stubtest.
+    #[pyo3(text_signature = "(mu=-1.02, phi=0.9702, sigma=0.178, drift_sd=0.01)")]
     fn new(mu: f64, phi: f64, sigma: f64, drift_sd: f64) -> PyResult<Self> {
         Ok(PyStochVol {
             inner: StochVol::new(mu, phi, sigma, drift_sd).map_err(value_error)?,
@@ -169,6 +171,7 @@ pub struct PyStochVolPrice {
 impl PyStochVolPrice {
     #[new]
     #[pyo3(signature = (mu=-1.02, phi=0.9702, sigma=0.178, drift_sd=0.01, price_sd=0.05))]
+    #[pyo3(text_signature = "(mu=-1.02, phi=0.9702, sigma=0.178, drift_sd=0.01, price_sd=0.05)")]
     fn new(mu: f64, phi: f64, sigma: f64, drift_sd: f64, price_sd: f64) -> PyResult<Self> {
         Ok(PyStochVolPrice {
             inner: StochVolPrice::new(mu, phi, sigma, drift_sd, price_sd).map_err(value_error)?,

@@ -257,7 +257,7 @@ impl<M: UkfModel> Ukf<M> {
     }
 
     /// Sigma points of `(x, P)` into `ws.sig`; returns whether jitter was needed.
-    #[inline]
+    #[inline(always)]
     fn sigma_points(&mut self) -> Result<bool, ()> {
         // The model's dimension, not `self.n`: for a concrete model it is a constant after
         // inlining, so the small loops below unroll.
