@@ -173,9 +173,9 @@ impl<M: UkfModel> Ukf<M> {
         let state = UkfState {
             params,
             x: x0.to_vec(),
-            p: p0.to_vec(),
+            p: symmetric_copy(p0, n),
             x0: x0.to_vec(),
-            p0: p0.to_vec(),
+            p0: symmetric_copy(p0, n),
             n_resets: 0,
             diverged: false,
             last_reset_reason: None,
@@ -240,7 +240,7 @@ impl<M: UkfModel> Ukf<M> {
             self.state.x0.copy_from_slice(x0);
         }
         if let Some(p0) = p0 {
-            self.state.p0.copy_from_slice(p0);
+            self.state.p0 = symmetric_copy(p0, n);
         }
         self.state.x.copy_from_slice(&self.state.x0);
         self.state.p.copy_from_slice(&self.state.p0);
@@ -543,6 +543,13 @@ fn update_core<M: UkfModel>(
     } else {
         Err("update: state or likelihood became non-finite")
     }
+}
+
+/// `P0` is accepted when symmetric to 1e-9 relative; it is stored exactly symmetric.
+fn symmetric_copy(p: &[f64], n: usize) -> Vec<f64> {
+    let mut out = p.to_vec();
+    crate::linalg::symmetrize(&mut out, n);
+    out
 }
 
 #[inline]

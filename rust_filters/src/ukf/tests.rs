@@ -324,3 +324,34 @@ fn smile_filter_recovers_the_smile_from_chains_of_varying_size() {
         assert!(ukf.update_with(&[], &[]).is_err());
     }
 }
+
+/// Exact measurements of x1 + x2 with no process noise collapse P onto a line; the next
+/// sigma points need jitter, and the filter goes on (symmetric, finite, no reset).
+#[test]
+fn singular_covariance_is_factorised_with_jitter() {
+    let model = LinearGaussian::new(
+        2,
+        1,
+        vec![1.0, 0.0, 0.0, 1.0],
+        vec![1.0, 1.0],
+        vec![0.0; 4],
+        vec![1e-300],
+        None,
+        None,
+    )
+    .unwrap();
+    let mut ukf = Ukf::new(
+        model,
+        &[0.0, 0.0],
+        &[1.0, 0.0, 0.0, 1.0],
+        SigmaParams::standard(2),
+    )
+    .unwrap();
+    for _ in 0..5 {
+        assert!(ukf.step(&[1.0], 1.0).unwrap().is_finite());
+    }
+    let st = ukf.state();
+    assert!(st.n_jitter > 0 && st.n_resets == 0);
+    assert_eq!(st.p[1].to_bits(), st.p[2].to_bits());
+    assert!(st.p.iter().chain(&st.x).all(|v| v.is_finite()));
+}
