@@ -131,10 +131,29 @@ pub fn forward_substitute(l: &[f64], n: usize, b: &mut [f64]) {
     }
 }
 
+/// [`forward_substitute`] with the reciprocal pivots `inv_diag[i] = 1 / L_ii` given.
+#[inline(always)]
+pub fn forward_substitute_recip(l: &[f64], inv_diag: &[f64], n: usize, b: &mut [f64]) {
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= l[i * n + k] * b[k];
+        }
+        b[i] = s * inv_diag[i];
+    }
+}
+
 /// `log det(L L') = 2 sum log L_ii` for a Cholesky factor `l`.
 #[inline]
 pub fn log_det_from_cholesky(l: &[f64], n: usize) -> f64 {
-    2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>()
+    // One logarithm of the product while it stays a normal number (the usual case for a
+    // handful of pivots), else the sum of logarithms.
+    let prod: f64 = (0..n).map(|i| l[i * n + i]).product();
+    if prod.is_normal() {
+        2.0 * prod.ln()
+    } else {
+        2.0 * (0..n).map(|i| l[i * n + i].ln()).sum::<f64>()
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{check_param, invalid, UkfError, UkfModel};
-use crate::linalg::{cholesky_jitter, forward_substitute, log_det_from_cholesky};
+use crate::linalg::{cholesky_jitter, forward_substitute_recip, log_det_from_cholesky};
 use crate::snapshot::{self, SnapshotError};
 
 const LN_2PI: f64 = 1.837_877_066_409_345_3;
@@ -70,13 +70,14 @@ struct Workspace {
     q: Vec<f64>,    // n x n
     q_dt: Option<f64>,
     m_cap: usize,
-    zs: Vec<f64>,     // (2n+1) x m
-    zp: Vec<f64>,     // m
-    s: Vec<f64>,      // m x m
-    s_chol: Vec<f64>, // m x m Cholesky factor of S
-    r: Vec<f64>,      // m x m
-    pxz: Vec<f64>,    // n x m, then (L^-1 Pxz')'
-    nu: Vec<f64>,     // m
+    zs: Vec<f64>,       // (2n+1) x m
+    zp: Vec<f64>,       // m
+    s: Vec<f64>,        // m x m
+    s_chol: Vec<f64>,   // m x m Cholesky factor of S
+    r: Vec<f64>,        // m x m
+    pxz: Vec<f64>,      // n x m, then (L^-1 Pxz')'
+    nu: Vec<f64>,       // m
+    inv_diag: Vec<f64>, // m reciprocal pivots of chol(S)
 }
 
 impl Workspace {
@@ -102,6 +103,7 @@ impl Workspace {
             self.r.resize(m * m, 0.0);
             self.pxz.resize(n * m, 0.0);
             self.nu.resize(m, 0.0);
+            self.inv_diag.resize(m, 0.0);
             self.m_cap = m;
         }
     }
@@ -248,6 +250,14 @@ impl<M: UkfModel> Ukf<M> {
         Ok(())
     }
 
+    /// Move the scratch result into the state. Slicing with the model's (constant) `n`
+    /// turns these copies into a few moves instead of `memmove` calls.
+    #[inline(always)]
+    fn commit(&mut self, n: usize) {
+        self.state.x[..n].copy_from_slice(&self.ws.xm[..n]);
+        self.state.p[..n * n].copy_from_slice(&self.ws.pm[..n * n]);
+    }
+
     fn diverge(&mut self, reason: String) {
         self.state.x.copy_from_slice(&self.state.x0);
         self.state.p.copy_from_slice(&self.state.p0);
@@ -265,7 +275,7 @@ impl<M: UkfModel> Ukf<M> {
         let eps =
             cholesky_jitter(&self.state.p, n, self.scale, &mut self.ws.chol).map_err(|_| ())?;
         let (x, l, sig) = (&self.state.x, &self.ws.chol, &mut self.ws.sig);
-        sig[..n].copy_from_slice(x);
+        sig[..n].copy_from_slice(&x[..n]);
         for i in 0..n {
             for j in 0..n {
                 let lji = l[j * n + i];
@@ -314,8 +324,7 @@ impl<M: UkfModel> Ukf<M> {
         if !(all_finite(&ws.xm) && all_finite(&ws.pm)) {
             return self.diverge("predict: state became non-finite".into());
         }
-        self.state.x.copy_from_slice(&self.ws.xm);
-        self.state.p.copy_from_slice(&self.ws.pm);
+        self.commit(n);
         self.state.n_jitter += jitter as u64;
     }
 
@@ -330,7 +339,7 @@ impl<M: UkfModel> Ukf<M> {
 
     #[inline]
     fn update_unchecked(&mut self, z: &[f64], design: &M::Design) -> f64 {
-        let n = self.n;
+        let n = self.model.state_dim();
         self.ws.ensure_meas(n, z.len());
         let jitter = match self.sigma_points() {
             Ok(j) => j,
@@ -350,8 +359,7 @@ impl<M: UkfModel> Ukf<M> {
         );
         match core {
             Ok((loglik, jitter_s)) => {
-                self.state.x.copy_from_slice(&self.ws.xm);
-                self.state.p.copy_from_slice(&self.ws.pm);
+                self.commit(n);
                 self.state.n_jitter += (jitter || jitter_s) as u64;
                 loglik
             }
@@ -400,7 +408,7 @@ impl<M: UkfModel<Design = ()>> Ukf<M> {
         covs: &mut [f64],
         loglik: &mut [f64],
     ) -> Result<(), UkfError> {
-        let (n, m) = (self.n, self.meas_dim());
+        let (n, m) = (self.model.state_dim(), self.meas_dim());
         if m == 0 || !zs.len().is_multiple_of(m) {
             return invalid(format!(
                 "zs must have shape (T, {m}), got {} values",
@@ -429,8 +437,8 @@ impl<M: UkfModel<Design = ()>> Ukf<M> {
         for t in 0..t_len {
             self.predict_unchecked(dts.map_or(1.0, |d| d[t]));
             loglik[t] = self.update_unchecked(&zs[t * m..(t + 1) * m], &());
-            means[t * n..(t + 1) * n].copy_from_slice(&self.state.x);
-            covs[t * n * n..(t + 1) * n * n].copy_from_slice(&self.state.p);
+            means[t * n..(t + 1) * n].copy_from_slice(&self.state.x[..n]);
+            covs[t * n * n..(t + 1) * n * n].copy_from_slice(&self.state.p[..n * n]);
         }
         Ok(())
     }
@@ -523,9 +531,16 @@ fn update_core<M: UkfModel>(
     for i in 0..m {
         nu[i] = z[i] - zp[i];
     }
-    forward_substitute(l, m, nu); // u = L^-1 (z - zp)
+    // Reciprocal pivots once, so the n + 1 triangular solves multiply instead of divide
+    // (a division is the longest step in their dependency chain).
+    let inv_diag = &mut ws.inv_diag[..m];
+    for i in 0..m {
+        inv_diag[i] = 1.0 / l[i * m + i];
+    }
+    forward_substitute_recip(l, inv_diag, m, nu); // u = L^-1 (z - zp)
     for a in 0..n {
-        forward_substitute(l, m, &mut pxz[a * m..(a + 1) * m]); // row a of W' = (L^-1 Pxz')'
+        // row a of W' = (L^-1 Pxz')'
+        forward_substitute_recip(l, inv_diag, m, &mut pxz[a * m..(a + 1) * m]);
     }
     let maha = dot(nu, nu);
     let loglik = -0.5 * (m as f64 * LN_2PI + log_det_from_cholesky(l, m) + maha);
