@@ -180,6 +180,15 @@ def test_irregular_steps_in_batch_equal_streaming(data: dict[str, np.ndarray]) -
     np.testing.assert_array_equal(means[-1], stream.x)
 
 
+def test_batch_input_layout_does_not_matter(data: dict[str, np.ndarray]) -> None:
+    zs = sv_obs(data)[:100]
+    expected = sv_filter().filter(zs)
+    for variant in (np.asfortranarray(zs), zs.tolist(), np.hstack([zs, zs])[:, :2]):
+        got = sv_filter().filter(variant)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 # ---- state --------------------------------------------------------------------------------
 
 

@@ -957,9 +957,10 @@ impl PyUkf {
                 )))
             }
         };
+        // `as_slice` also accepts Fortran-ordered data; the filter needs rows in order.
         let zs_cow = match zs.as_slice() {
-            Ok(s) => std::borrow::Cow::Borrowed(s),
-            Err(_) => std::borrow::Cow::Owned(zs.as_array().iter().copied().collect()),
+            Ok(s) if zs.is_c_contiguous() => std::borrow::Cow::Borrowed(s),
+            _ => std::borrow::Cow::Owned(zs.as_array().iter().copied().collect()),
         };
         let dts_vec: Option<Vec<f64>> = dts.map(|d| d.as_array().to_vec());
         let mut means = vec![0.0; t_len * n];
