@@ -102,7 +102,18 @@ fn matrix_to_numpy<'py>(
 // ---------------------------------------------------------------------------------------
 // Models
 
-/// ukf2-sv stochastic-volatility model (see the Rust `StochVol` for the equations).
+/// ukf2-sv stochastic-volatility model (Pitt & Shephard 1999 parameters by default).
+///
+/// State `x = [h, m]` (log-variance of the daily % return, drift), observation
+/// `z = [r, |r|]` (return in % per unit time):
+///
+/// ```text
+/// h' = mu + phi^dt (h - mu) + w_h,  Var w_h = sigma^2 (1 - phi^(2 dt)) / (1 - phi^2)
+/// m' = m + w_m,                     Var w_m = drift_sd^2 dt
+/// z  = [m, sqrt(2/pi) exp(h/2)] + v,  R = diag(e^mu, (1 - 2/pi) e^mu)
+/// ```
+///
+/// `dt` is in days; `dt = 1` is the workload of WORKLOADS.md exactly.
 #[pyclass(name = "StochVolModel", module = "rust_filters._core", frozen)]
 pub struct PyStochVol {
     inner: StochVol,
@@ -161,7 +172,16 @@ impl PyStochVol {
     }
 }
 
-/// ukf3-svp stochastic volatility with log-price (see the Rust `StochVolPrice`).
+/// ukf3-svp stochastic volatility with log-price (Pitt & Shephard parameters by default).
+///
+/// State `x = [p, m, h]` (100 ln price, drift, log-variance), observation `z = [p, |r|]`:
+///
+/// ```text
+/// p' = p + m dt - 0.005 exp(h) dt + w_p,  Var w_p = e^mu dt
+/// m' = m + w_m,                            Var w_m = drift_sd^2 dt
+/// h' = mu + phi^dt (h - mu) + w_h          (as StochVolModel)
+/// z  = [p, sqrt(2/pi) exp(h/2)] + v,  R = diag(price_sd^2, (1 - 2/pi) e^mu)
+/// ```
 #[pyclass(name = "StochVolPriceModel", module = "rust_filters._core", frozen)]
 pub struct PyStochVolPrice {
     inner: StochVolPrice,
@@ -223,7 +243,11 @@ impl PyStochVolPrice {
     }
 }
 
-/// Linear-Gaussian model `x_t = c + F x_{t-1} + w`, `z_t = d + H x_t + v` (dt ignored).
+/// Linear-Gaussian model `x_t = c + F x_{t-1} + w, w ~ N(0, Q)`;
+/// `z_t = d + H x_t + v, v ~ N(0, R)`.
+///
+/// A discrete-time model: each predict is one step whatever `dt` is. The UKF is exact on
+/// it (it equals the Kalman filter).
 #[pyclass(name = "LinearGaussianModel", module = "rust_filters._core", frozen)]
 pub struct PyLinearGaussian {
     inner: LinearGaussian,
@@ -321,7 +345,26 @@ fn triple(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<[f64; 3]> {
     }
 }
 
-/// Implied-volatility smile of an option chain (see the Rust `Smile` for the equations).
+/// Implied-volatility smile of an option chain, state `x = [level, skew, curvature]`.
+///
+/// ```text
+/// iv(k) = max(level + skew k + curvature k^2, min_iv),   k = ln(K / F) / sqrt(tau)
+/// ```
+///
+/// Each quote is measured as its implied volatility (`measurement="iv"`) or its
+/// Black–Scholes forward delta (`"delta"`: `Phi(d1)` for a call, `Phi(d1) - 1` for a put,
+/// `d1 = -k / iv + iv sqrt(tau) / 2`), with independent `N(0, noise_sd^2)` noise; the
+/// number of quotes may change from chain to chain (`UKF.update_quotes` / `step_quotes`).
+/// Dynamics per component `i` (Ornstein-Uhlenbeck in the unit of `dt`; `reversion = 0`
+/// is a random walk):
+///
+/// ```text
+/// x_i' = mean_i + exp(-reversion_i dt) (x_i - mean_i) + w_i
+/// Var w_i = vol_i^2 (1 - exp(-2 reversion_i dt)) / (2 reversion_i)   (vol_i^2 dt if 0)
+/// ```
+///
+/// `mean`, `reversion`, `vol` take one value for all three components or three values.
+/// With `dt` in years, `reversion` is per year and `vol` per sqrt(year).
 #[pyclass(name = "SmileModel", module = "rust_filters._core", frozen)]
 pub struct PySmile {
     inner: Smile,
@@ -759,7 +802,19 @@ macro_rules! with_fixed_ukf {
     };
 }
 
-/// Unscented Kalman Filter (additive noise, scaled sigma points); see the Rust `Ukf`.
+/// Unscented Kalman Filter with additive noise and scaled sigma points (filterpy's
+/// algorithm: `lambda = alpha^2 (n + kappa) - n`, `kappa=None` meaning `3 - n`).
+///
+/// Streaming: `step(z, dt)` (= `predict(dt)` + `update(z)`) returns the innovation
+/// log-likelihood `log N(z; z_pred, S)`. Replay: `filter(zs, dts)` runs the whole series
+/// without the GIL. `x` and `P` are copies.
+///
+/// Invalid input (NaN/inf, wrong length, negative `dt`) raises `ValueError` and leaves the
+/// filter unchanged. If a step turns the state non-finite, or its covariance cannot be
+/// factorised even with diagonal jitter, the filter resets itself to its prior: `n_resets`
+/// counts this, `diverged` stays True until `reset()` is called, `last_reset_reason` says
+/// why, and an update that diverged returns NaN. `snapshot()` / `UKF.restore()` / pickle
+/// continue bit-identically.
 #[pyclass(name = "UKF", module = "rust_filters._core")]
 pub struct PyUkf {
     inner: AnyUkf,
