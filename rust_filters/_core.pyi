@@ -9,6 +9,190 @@ FloatArray = npt.NDArray[np.float64]
 
 # ---- ukf ------------------------------------------------------------------------------
 
+# Imports here rather than at the top: each section of this shared stub stays self-contained.
+from collections.abc import Callable, Sequence  # noqa: E402
+from typing import Any, Literal, final  # noqa: E402
+
+_Vector = FloatArray | Sequence[float] | float
+_Matrix = npt.ArrayLike
+_Flags = bool | Sequence[bool] | npt.NDArray[np.bool_]
+
+@final
+class StochVolModel:
+    """ukf2-sv: state [h, m]; z = [r, |r|]; OU log-variance with time step dt (days)."""
+
+    def __new__(
+        cls, mu: float = -1.02, phi: float = 0.9702, sigma: float = 0.178, drift_sd: float = 0.01
+    ) -> StochVolModel: ...
+    @property
+    def mu(self) -> float: ...
+    @property
+    def phi(self) -> float: ...
+    @property
+    def sigma(self) -> float: ...
+    @property
+    def drift_sd(self) -> float: ...
+    def workload_prior(self) -> tuple[FloatArray, FloatArray]: ...
+    def __reduce__(self) -> tuple[Any, tuple[float, float, float, float]]: ...
+
+@final
+class StochVolPriceModel:
+    """ukf3-svp: state [p, m, h]; z = [p, |r|]."""
+
+    def __new__(
+        cls,
+        mu: float = -1.02,
+        phi: float = 0.9702,
+        sigma: float = 0.178,
+        drift_sd: float = 0.01,
+        price_sd: float = 0.05,
+    ) -> StochVolPriceModel: ...
+    @property
+    def mu(self) -> float: ...
+    @property
+    def phi(self) -> float: ...
+    @property
+    def sigma(self) -> float: ...
+    @property
+    def drift_sd(self) -> float: ...
+    @property
+    def price_sd(self) -> float: ...
+    def workload_prior(self) -> tuple[FloatArray, FloatArray]: ...
+    def __reduce__(self) -> tuple[Any, tuple[float, float, float, float, float]]: ...
+
+@final
+class LinearGaussianModel:
+    """x_t = c + F x_{t-1} + w, z_t = d + H x_t + v (discrete time: dt is ignored)."""
+
+    def __new__(
+        cls,
+        F: _Matrix,
+        H: _Matrix,
+        Q: _Matrix,
+        R: _Matrix,
+        c: _Matrix | None = None,
+        d: _Matrix | None = None,
+    ) -> LinearGaussianModel: ...
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...
+
+@final
+class SmileModel:
+    """Smile state [level, skew, curvature]; iv(k) = level + skew k + curvature k^2."""
+
+    def __new__(
+        cls,
+        mean: _Vector | None = None,
+        reversion: _Vector | None = None,
+        vol: _Vector | None = None,
+        *,
+        measurement: Literal["iv", "delta"] = "iv",
+        noise_sd: float = 0.01,
+        min_iv: float = 1e-4,
+    ) -> SmileModel: ...
+    @property
+    def mean(self) -> list[float]: ...
+    @property
+    def reversion(self) -> list[float]: ...
+    @property
+    def vol(self) -> list[float]: ...
+    @property
+    def measurement(self) -> str: ...
+    @property
+    def noise_sd(self) -> float: ...
+    @property
+    def min_iv(self) -> float: ...
+    @staticmethod
+    def moneyness(strike: npt.ArrayLike, forward: float, tau: npt.ArrayLike) -> FloatArray: ...
+    def implied_vol(self, x: _Vector, moneyness: npt.ArrayLike) -> FloatArray: ...
+    def delta(
+        self, x: _Vector, moneyness: _Vector, tau: _Vector, is_call: _Flags
+    ) -> FloatArray: ...
+    def __reduce__(self) -> tuple[Any, Any, Any]: ...
+
+@final
+class PythonModel:
+    """Slow path: fx(x, dt) -> x', hx(x) -> z in Python; Q is per unit dt, R fixed."""
+
+    def __new__(
+        cls,
+        fx: Callable[[FloatArray, float], npt.ArrayLike],
+        hx: Callable[[FloatArray], npt.ArrayLike],
+        Q: _Matrix,
+        R: _Matrix,
+    ) -> PythonModel: ...
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...
+
+_Model = StochVolModel | StochVolPriceModel | LinearGaussianModel | SmileModel | PythonModel
+
+@final
+class UKF:
+    """Additive-noise Unscented Kalman Filter with scaled sigma points."""
+
+    def __new__(
+        cls,
+        model: _Model,
+        x0: _Vector,
+        P0: _Matrix,
+        *,
+        alpha: float = 0.1,
+        beta: float = 2.0,
+        kappa: float | None = None,
+    ) -> UKF: ...
+    def predict(self, dt: float = 1.0) -> None: ...
+    def update(self, z: _Vector) -> float: ...
+    def step(self, z: _Vector, dt: float = 1.0) -> float: ...
+    def update_quotes(
+        self,
+        moneyness: _Vector,
+        tau: _Vector,
+        values: _Vector,
+        *,
+        is_call: _Flags | None = None,
+        noise_sd: _Vector | None = None,
+    ) -> float: ...
+    def step_quotes(
+        self,
+        moneyness: _Vector,
+        tau: _Vector,
+        values: _Vector,
+        dt: float,
+        *,
+        is_call: _Flags | None = None,
+        noise_sd: _Vector | None = None,
+    ) -> float: ...
+    def filter(
+        self, zs: npt.ArrayLike, dts: npt.ArrayLike | None = None
+    ) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+    @property
+    def x(self) -> FloatArray: ...
+    @property
+    def P(self) -> FloatArray: ...  # noqa: N802
+    @property
+    def dim_x(self) -> int: ...
+    @property
+    def dim_z(self) -> int | None: ...
+    @property
+    def alpha(self) -> float: ...
+    @property
+    def beta(self) -> float: ...
+    @property
+    def kappa(self) -> float: ...
+    @property
+    def n_resets(self) -> int: ...
+    @property
+    def diverged(self) -> bool: ...
+    @property
+    def last_reset_reason(self) -> str | None: ...
+    @property
+    def n_jitter(self) -> int: ...
+    @property
+    def model(self) -> _Model: ...
+    def reset(self, x0: _Vector | None = None, P0: _Matrix | None = None) -> None: ...
+    def snapshot(self) -> bytes: ...
+    @staticmethod
+    def restore(data: bytes, model: PythonModel | None = None) -> UKF: ...
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...
+
 # ---- end ukf --------------------------------------------------------------------------
 
 # ---- particle -------------------------------------------------------------------------
