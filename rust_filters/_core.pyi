@@ -13,20 +13,23 @@ FloatArray = npt.NDArray[np.float64]
 
 # ---- particle -------------------------------------------------------------------------
 
+from typing import final  # noqa: E402  (the header is shared: the lead may hoist this)
+
+@final
 class BootstrapPF:
     """Bootstrap particle filter (SV model, or ``linear_gaussian``); Δt-aware."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         n_particles: int,
         *,
-        mu: float = -1.02,
+        mu: float = ...,  # -1.02 (PyO3 shows negative defaults as ...)
         phi: float = 0.9702,
         sigma: float = 0.178,
         seed: int = 0,
         ess_threshold: float = 0.5,
         threads: int | None = None,
-    ) -> None: ...
+    ) -> BootstrapPF: ...
     @classmethod
     def linear_gaussian(
         cls,
@@ -97,20 +100,21 @@ class BootstrapPF:
     def restore(cls, data: bytes) -> BootstrapPF: ...
     def __reduce__(self) -> tuple[object, tuple[bytes]]: ...
 
+@final
 class EKPF:
     """Extended-Kalman particle filter (an EKF proposal per particle); Δt-aware."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         n_particles: int,
         *,
-        mu: float = -1.02,
+        mu: float = ...,  # -1.02 (PyO3 shows negative defaults as ...)
         phi: float = 0.9702,
         sigma: float = 0.178,
         seed: int = 0,
         ess_threshold: float = 0.5,
         threads: int | None = None,
-    ) -> None: ...
+    ) -> EKPF: ...
     @classmethod
     def linear_gaussian(
         cls,

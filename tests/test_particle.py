@@ -7,17 +7,20 @@ spread (or from a spread measured once and quoted beside the check).
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from rust_filters import EKPF, BootstrapPF
 from rust_filters.reference.kalman import kalman_filter
-from rust_filters.reference.particle import bootstrap_pf, ekpf
+from rust_filters.reference.particle import ParticleResult, bootstrap_pf, ekpf
 
 DATA = Path(__file__).parents[2] / "shared" / "bench" / "data"
-FILTERS = [BootstrapPF, EKPF]
+FilterClass = type[BootstrapPF] | type[EKPF]
+FILTERS: list[FilterClass] = [BootstrapPF, EKPF]
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +52,13 @@ def kalman_loglik(ys: np.ndarray, dt: float = 1.0) -> float:
     """The exact log-likelihood; the stationary x0, P0 make the first predict a no-op."""
     m, v = C / (1 - PHI), SIGMA**2 / (1 - PHI**2)
     a = PHI**dt
-    result = kalman_filter(
-        ys, F=a, H=1.0, Q=v * (1 - a * a), R=TAU**2, x0=m, P0=v, c=m * (1 - a)
-    )
+    result = kalman_filter(ys, F=a, H=1.0, Q=v * (1 - a * a), R=TAU**2, x0=m, P0=v, c=m * (1 - a))
     return float(result.loglik.sum())
 
 
 @pytest.mark.parametrize("cls", FILTERS)
 @pytest.mark.parametrize("dt", [1.0, 2.5])
-def test_linear_gaussian_loglik_matches_kalman(cls: type, dt: float) -> None:
+def test_linear_gaussian_loglik_matches_kalman(cls: FilterClass, dt: float) -> None:
     ys = linear_data(200, dt)
     exact = kalman_loglik(ys, dt)
     lls = []
@@ -104,7 +105,9 @@ def test_ekpf_loglik_matches_the_workload(sv_y: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize(("cls", "reference"), [(BootstrapPF, bootstrap_pf), (EKPF, ekpf)])
-def test_rust_and_numpy_reference_agree(sv_y: np.ndarray, cls: type, reference) -> None:
+def test_rust_and_numpy_reference_agree(
+    sv_y: np.ndarray, cls: FilterClass, reference: Callable[..., ParticleResult]
+) -> None:
     # Independent random streams, so compare replicate means: two-sample, 5 standard errors.
     y = sv_y[:150]
     rust = [cls(1000, seed=s).filter(y).sum() for s in range(6)]
@@ -140,7 +143,7 @@ def outputs(f: BootstrapPF | EKPF, y: np.ndarray) -> list[bytes]:
 
 
 @pytest.mark.parametrize("cls", FILTERS)
-def test_identical_output_with_one_and_two_threads(sv_y: np.ndarray, cls: type) -> None:
+def test_identical_output_with_one_and_two_threads(sv_y: np.ndarray, cls: FilterClass) -> None:
     # 5000 particles = four full chunks of 1024 and a partial one.
     one = cls(5000, seed=3, threads=1)
     two = cls(5000, seed=3, threads=2)
@@ -149,7 +152,7 @@ def test_identical_output_with_one_and_two_threads(sv_y: np.ndarray, cls: type) 
 
 
 @pytest.mark.parametrize("cls", FILTERS)
-def test_snapshot_restore_continues_bit_identically(sv_y: np.ndarray, cls: type) -> None:
+def test_snapshot_restore_continues_bit_identically(sv_y: np.ndarray, cls: FilterClass) -> None:
     f = cls(3000, seed=9, threads=2)
     f.filter(sv_y[:80])
     data = f.snapshot()
@@ -175,7 +178,7 @@ def test_snapshot_of_one_kind_does_not_restore_as_another() -> None:
 
 @pytest.mark.parametrize("cls", FILTERS)
 def test_invalid_input_raises_and_leaves_the_state_unchanged(
-    sv_y: np.ndarray, cls: type
+    sv_y: np.ndarray, cls: FilterClass
 ) -> None:
     f = cls(500, seed=2, threads=1)
     f.filter(sv_y[:20])
@@ -205,11 +208,16 @@ def test_invalid_input_raises_and_leaves_the_state_unchanged(
 
 
 @pytest.mark.parametrize("cls", FILTERS)
+@pytest.mark.parametrize("n_particles", [0, -5])
+def test_too_few_particles_raise_value_error(cls: FilterClass, n_particles: int) -> None:
+    with pytest.raises(ValueError, match="n_particles"):
+        cls(n_particles)
+
+
+@pytest.mark.parametrize("cls", FILTERS)
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"n_particles": 0},
-        {"n_particles": -5},
         {"phi": 1.0},
         {"phi": -1.0},
         {"sigma": 0.0},
@@ -218,15 +226,13 @@ def test_invalid_input_raises_and_leaves_the_state_unchanged(
         {"threads": 0},
     ],
 )
-def test_bad_construction_raises_value_error(cls: type, kwargs: dict) -> None:
-    args = {"n_particles": 100, **kwargs}
-    n = args.pop("n_particles")
-    with pytest.raises(ValueError):
-        cls(n, **args)
+def test_bad_construction_raises_value_error(cls: FilterClass, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        cls(100, **kwargs)
 
 
 @pytest.mark.parametrize("cls", FILTERS)
-def test_degenerate_weights_reset_and_say_so(sv_y: np.ndarray, cls: type) -> None:
+def test_degenerate_weights_reset_and_say_so(sv_y: np.ndarray, cls: FilterClass) -> None:
     f = cls(2000, seed=4, threads=2)
     f.filter(sv_y[:5])
     assert f.n_resets == 0 and f.last_reset_reason is None
@@ -243,7 +249,7 @@ def test_degenerate_weights_reset_and_say_so(sv_y: np.ndarray, cls: type) -> Non
 
 
 @pytest.mark.parametrize("cls", FILTERS)
-def test_mean_and_quantiles_are_the_weighted_ones(sv_y: np.ndarray, cls: type) -> None:
+def test_mean_and_quantiles_are_the_weighted_ones(sv_y: np.ndarray, cls: FilterClass) -> None:
     f = cls(3000, seed=6)
     f.filter(sv_y[:50])
     x, w = f.particles()

@@ -220,7 +220,9 @@ impl ParticleFilter {
         let runner = Runner::new(config.threads)?;
         let n = config.n_particles;
         let with_p = proposal == Proposal::Ekf;
-        let chunks = chunk_lengths(n).map(|len| Chunk::new(len, with_p)).collect();
+        let chunks = chunk_lengths(n)
+            .map(|len| Chunk::new(len, with_p))
+            .collect();
         let state = State {
             model,
             proposal,
@@ -282,9 +284,11 @@ impl ParticleFilter {
         let mut transitions = Vec::with_capacity(ys.len());
         for (i, &y) in ys.iter().enumerate() {
             check_finite(&format!("ys[{i}]"), y)?;
-            let tr = self.state.model.transition(dt_at(i)).map_err(|e| {
-                ParticleError::invalid(format!("at index {i}: {e}"))
-            })?;
+            let tr = self
+                .state
+                .model
+                .transition(dt_at(i))
+                .map_err(|e| ParticleError::invalid(format!("at index {i}: {e}")))?;
             transitions.push(tr);
         }
         Ok(ys
@@ -543,7 +547,10 @@ impl ParticleFilter {
         let mut state: State = snapshot::from_bytes(proposal.kind(), bytes)
             .map_err(|e| ParticleError::Snapshot(e.to_string()))?;
         let corrupt = |what: &str| ParticleError::Snapshot(format!("corrupt snapshot: {what}"));
-        state.model.validate().map_err(|e| corrupt(&e.to_string()))?;
+        state
+            .model
+            .validate()
+            .map_err(|e| corrupt(&e.to_string()))?;
         check_ess_threshold(state.ess_threshold).map_err(|e| corrupt(&e.to_string()))?;
         if state.proposal != proposal || state.n < 1 {
             return Err(corrupt("header"));
@@ -629,11 +636,7 @@ impl<O: Observation> Move<'_, O> {
         let mut rng = rng::stream2(self.seed, self.t, k as u64);
         let tr = self.transition;
         let len = out.x.len();
-        let prior_var = if self.first {
-            self.prior_var
-        } else {
-            tr.var
-        };
+        let prior_var = if self.first { self.prior_var } else { tr.var };
         let ln_prior_var = prior_var.ln();
         let (xs, ps, lws) = (&mut out.x, &mut out.p, &mut out.lw);
         self.for_each_source(k, len, |i, xp, pp, lwp| {

@@ -181,11 +181,8 @@ pub(crate) fn simulate(
             .flat_map(|c| f(c).iter().map(|&l| spec.price * l.exp()))
             .collect()
     };
-    let (mut end, mut low, mut high) = (
-        gather(|p| &p.end),
-        gather(|p| &p.low),
-        gather(|p| &p.high),
-    );
+    let (mut end, mut low, mut high) =
+        (gather(|p| &p.end), gather(|p| &p.low), gather(|p| &p.high));
     let path_range = spec
         .path_confidence
         .map(|c| joint_range(&mut low.clone(), &mut high.clone(), c));

@@ -155,7 +155,10 @@ impl StateSpaceModel for SvModel {
     type Obs = SvObservation;
 
     fn prior(&self) -> (f64, f64) {
-        (self.mu, self.sigma * self.sigma / (1.0 - self.phi * self.phi))
+        (
+            self.mu,
+            self.sigma * self.sigma / (1.0 - self.phi * self.phi),
+        )
     }
 
     fn transition(&self, dt: f64) -> Result<Transition, ParticleError> {
@@ -275,7 +278,12 @@ impl Model {
         match *self {
             Model::Sv(m) => vec![("mu", m.mu), ("phi", m.phi), ("sigma", m.sigma)],
             Model::LinearGaussian(m) => {
-                vec![("c", m.c), ("phi", m.phi), ("sigma", m.sigma), ("tau", m.tau)]
+                vec![
+                    ("c", m.c),
+                    ("phi", m.phi),
+                    ("sigma", m.sigma),
+                    ("tau", m.tau),
+                ]
             }
         }
     }

@@ -290,9 +290,22 @@ fn quantiles_are_the_weighted_inverse_cdf() {
         .iter()
         .zip(f.quantiles(&[0.0, 0.1, 0.5, 0.9, 1.0]).unwrap())
     {
-        let below: f64 = x.iter().zip(&w).filter(|(xi, _)| **xi < v).map(|(_, wi)| wi).sum();
-        let at_or_below: f64 = x.iter().zip(&w).filter(|(xi, _)| **xi <= v).map(|(_, wi)| wi).sum();
-        assert!(below / total < *q + 1e-12 && at_or_below / total >= *q - 1e-12, "q={q}");
+        let below: f64 = x
+            .iter()
+            .zip(&w)
+            .filter(|(xi, _)| **xi < v)
+            .map(|(_, wi)| wi)
+            .sum();
+        let at_or_below: f64 = x
+            .iter()
+            .zip(&w)
+            .filter(|(xi, _)| **xi <= v)
+            .map(|(_, wi)| wi)
+            .sum();
+        assert!(
+            below / total < *q + 1e-12 && at_or_below / total >= *q - 1e-12,
+            "q={q}"
+        );
     }
     let mean: f64 = x.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>() / total;
     assert!((mean - f.mean()).abs() < 1e-12);
@@ -358,5 +371,8 @@ fn forecast_matches_the_sv_return_law_in_one_step() {
     // the half-width of ln(price) over it is within 15% of the mixture's s.d.
     let half = 0.5 * (fc.price[1].ln() - fc.price[0].ln());
     let sd = expected_var.sqrt();
-    assert!((half / sd - 1.0).abs() < 0.15, "half-width {half} vs s.d. {sd}");
+    assert!(
+        (half / sd - 1.0).abs() < 0.15,
+        "half-width {half} vs s.d. {sd}"
+    );
 }

@@ -61,9 +61,9 @@ macro_rules! particle_filter_class {
             /// A filter for the stochastic-volatility model (defaults: Pitt & Shephard).
             #[new]
             #[pyo3(signature = (
-                n_particles, *, mu=-1.02, phi=0.9702, sigma=0.178, seed=0,
-                ess_threshold=0.5, threads=None
-            ))]
+                        n_particles, *, mu=-1.02, phi=0.9702, sigma=0.178, seed=0,
+                        ess_threshold=0.5, threads=None
+                    ))]
             fn new(
                 n_particles: i64,
                 mu: f64,
@@ -82,8 +82,8 @@ macro_rules! particle_filter_class {
             /// y_t = x_t + tau eps (the one with an exact Kalman answer).
             #[classmethod]
             #[pyo3(signature = (
-                n_particles, *, c, phi, sigma, tau, seed=0, ess_threshold=0.5, threads=None
-            ))]
+                        n_particles, *, c, phi, sigma, tau, seed=0, ess_threshold=0.5, threads=None
+                    ))]
             #[allow(clippy::too_many_arguments)]
             fn linear_gaussian(
                 _cls: &Bound<'_, pyo3::types::PyType>,
@@ -147,7 +147,9 @@ macro_rules! particle_filter_class {
             ) -> PyResult<Bound<'py, PyArray1<f64>>> {
                 let levels = to_vec(&levels);
                 let inner = &self.inner;
-                let q = py.detach(|| inner.quantiles(&levels)).map_err(value_error)?;
+                let q = py
+                    .detach(|| inner.quantiles(&levels))
+                    .map_err(value_error)?;
                 Ok(PyArray1::from_vec(py, q))
             }
 
@@ -236,11 +238,16 @@ macro_rules! particle_filter_class {
                 c: Option<f64>,
                 tau: Option<f64>,
             ) -> PyResult<()> {
-                let changes: Vec<(&str, f64)> =
-                    [("mu", mu), ("phi", phi), ("sigma", sigma), ("c", c), ("tau", tau)]
-                        .into_iter()
-                        .filter_map(|(n, v)| v.map(|v| (n, v)))
-                        .collect();
+                let changes: Vec<(&str, f64)> = [
+                    ("mu", mu),
+                    ("phi", phi),
+                    ("sigma", sigma),
+                    ("c", c),
+                    ("tau", tau),
+                ]
+                .into_iter()
+                .filter_map(|(n, v)| v.map(|v| (n, v)))
+                .collect();
                 self.inner.set_params(&changes).map_err(value_error)
             }
 
@@ -248,10 +255,10 @@ macro_rules! particle_filter_class {
             /// `path_max` (quantiles at `levels`), `levels`, and `path_range` = [lo, hi]
             /// when `path_confidence` is given. Never changes the filter.
             #[pyo3(signature = (
-                steps, *, price, levels=vec![0.05, 0.25, 0.5, 0.75, 0.95], n_paths=None,
-                drift=0.0, return_scale=0.01, dt=1.0, bridge=true, seed=None,
-                path_confidence=None
-            ))]
+                        steps, *, price, levels=vec![0.05, 0.25, 0.5, 0.75, 0.95], n_paths=None,
+                        drift=0.0, return_scale=0.01, dt=1.0, bridge=true, seed=None,
+                        path_confidence=None
+                    ))]
             #[allow(clippy::too_many_arguments)]
             fn forecast<'py>(
                 &self,
