@@ -35,6 +35,7 @@ use rand::{Rng, RngExt};
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
+use super::fastmath;
 use super::forecast::{self, Forecast, ForecastSpec};
 use super::model::{check_finite, Model, Observation, StateSpaceModel, Transition};
 use super::resample::{fill_offsets, Systematic};
@@ -110,6 +111,9 @@ pub(crate) struct Chunk {
     /// `exp(lw - stats.max)`: the weights up to this chunk's factor (recomputed on restore).
     #[serde(skip)]
     pub w: Vec<f64>,
+    /// Scratch for a step's standard normals.
+    #[serde(skip)]
+    z: Vec<f64>,
     #[serde(skip)]
     pub stats: ChunkStats,
 }
@@ -121,6 +125,7 @@ impl Chunk {
             p: vec![0.0; if with_p { len } else { 0 }],
             lw: vec![0.0; len],
             w: vec![0.0; len],
+            z: vec![0.0; len],
             stats: ChunkStats::default(),
         }
     }
@@ -134,9 +139,12 @@ impl Chunk {
         }
     }
 
-    /// Fill `w` and `stats` from `lw` and `x` (one pass, while the chunk is in cache).
+    /// Fill `w` and `stats` from `lw` and `x` (while the chunk is in cache). The sums use
+    /// four interleaved accumulators (shorter dependency chains) in a fixed order, so the
+    /// result still does not depend on the thread count.
+    #[inline(always)]
     fn summarise(&mut self) {
-        let max = self.lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let max = lane_max(&self.lw);
         if max == f64::NEG_INFINITY {
             self.w.fill(0.0);
             self.stats = ChunkStats {
@@ -145,22 +153,52 @@ impl Chunk {
             };
             return;
         }
-        let (mut sum, mut sum_sq, mut sum_x) = (0.0, 0.0, 0.0);
-        for ((w, &lw), &x) in self.w.iter_mut().zip(&self.lw).zip(&self.x) {
-            let e = (lw - max).exp();
-            *w = e;
-            sum += e;
-            sum_sq += e * e;
-            // A zero-weight particle adds nothing, even if its state is not finite.
-            sum_x += if e > 0.0 { e * x } else { 0.0 };
+        // A plain map, so that it vectorises; the sums below are cheap next to exp.
+        for (w, &lw) in self.w.iter_mut().zip(&self.lw) {
+            *w = fastmath::exp(lw - max);
         }
+        let (mut sum, mut sum_sq, mut sum_x) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+        let mut w = self.w.chunks_exact(LANES);
+        let mut x = self.x.chunks_exact(LANES);
+        for (w, x) in (&mut w).zip(&mut x) {
+            for l in 0..LANES {
+                sum[l] += w[l];
+                sum_sq[l] += w[l] * w[l];
+                // A zero-weight particle adds nothing, even if its state is not finite.
+                sum_x[l] += if w[l] > 0.0 { w[l] * x[l] } else { 0.0 };
+            }
+        }
+        for (l, (&w, &x)) in w.remainder().iter().zip(x.remainder()).enumerate() {
+            sum[l] += w;
+            sum_sq[l] += w * w;
+            sum_x[l] += if w > 0.0 { w * x } else { 0.0 };
+        }
+        let total = |a: [f64; LANES]| (a[0] + a[1]) + (a[2] + a[3]);
         self.stats = ChunkStats {
             max,
-            sum,
-            sum_sq,
-            sum_x,
+            sum: total(sum),
+            sum_sq: total(sum_sq),
+            sum_x: total(sum_x),
         };
     }
+}
+
+const LANES: usize = 4;
+
+/// The largest element (of NaN-free data), in interleaved lanes so that it vectorises.
+#[inline(always)]
+fn lane_max(v: &[f64]) -> f64 {
+    let mut m = [f64::NEG_INFINITY; LANES];
+    let mut chunks = v.chunks_exact(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            m[l] = if c[l] > m[l] { c[l] } else { m[l] };
+        }
+    }
+    for (l, &e) in chunks.remainder().iter().enumerate() {
+        m[l] = if e > m[l] { e } else { m[l] };
+    }
+    m[0].max(m[1]).max(m[2].max(m[3]))
 }
 
 /// Everything that defines the filter: what a snapshot holds.
@@ -200,6 +238,8 @@ pub struct ParticleFilter {
     runner: Runner,
     offsets: Vec<f64>,
     scales: Vec<f64>,
+    /// Use the AVX2 kernels where the CPU has them (off only to test that they agree).
+    wide_simd: bool,
 }
 
 impl ParticleFilter {
@@ -257,6 +297,7 @@ impl ParticleFilter {
             runner,
             offsets: Vec::with_capacity(n_chunks + 1),
             scales: Vec::with_capacity(n_chunks),
+            wide_simd: true,
         }
     }
 
@@ -338,13 +379,14 @@ impl ParticleFilter {
             src: &st.chunks,
             systematic: systematic.as_ref(),
         };
+        let wide = self.wide_simd;
         match st.proposal {
-            Proposal::Bootstrap => self
-                .runner
-                .for_each(&mut self.next, |k, out| mv.bootstrap_chunk(k, out)),
+            Proposal::Bootstrap => self.runner.for_each(&mut self.next, |k, out| {
+                simd::bootstrap_chunk(&mv, k, out, wide)
+            }),
             Proposal::Ekf => self
                 .runner
-                .for_each(&mut self.next, |k, out| mv.ekf_chunk(k, out)),
+                .for_each(&mut self.next, |k, out| simd::ekf_chunk(&mv, k, out, wide)),
         }
         std::mem::swap(&mut self.state.chunks, &mut self.next);
         let st = &mut self.state;
@@ -542,6 +584,13 @@ impl ParticleFilter {
         snapshot::to_bytes(self.state.proposal.kind(), &self.state)
     }
 
+    /// The same filter restricted to the baseline (SSE2) kernels.
+    #[cfg(test)]
+    pub(crate) fn baseline_simd_only(mut self) -> Self {
+        self.wide_simd = false;
+        self
+    }
+
     /// Restore a snapshot of a filter with this `proposal`.
     pub fn restore(bytes: &[u8], proposal: Proposal) -> Result<Self, ParticleError> {
         let mut state: State = snapshot::from_bytes(proposal.kind(), bytes)
@@ -566,6 +615,7 @@ impl ParticleFilter {
                 return Err(corrupt("chunk length"));
             }
             chunk.w = vec![0.0; len];
+            chunk.z = vec![0.0; len];
             chunk.summarise();
         }
         let runner = Runner::new(state.threads).map_err(|e| corrupt(&e.to_string()))?;
@@ -589,78 +639,159 @@ struct Move<'a, O: Observation> {
 }
 
 impl<O: Observation> Move<'_, O> {
-    /// Chunk `k`'s source particle `i` (its ancestor when resampling) and its normalised
-    /// log-weight, via `f(x, p, lw)`.
+    /// Fill chunk `k` of the output with its source particles (their ancestors when
+    /// resampling) and their normalised log-weights.
     #[inline(always)]
-    fn for_each_source(&self, k: usize, len: usize, mut f: impl FnMut(usize, f64, f64, f64)) {
+    fn gather(&self, k: usize, out: &mut Chunk) {
         match self.systematic {
             Some(sys) => {
-                let mut scan = sys.scan_from(k * CHUNK);
-                for i in 0..len {
-                    let a = scan.ancestor(k * CHUNK + i);
-                    let src = &self.src[a / CHUNK];
-                    let j = a % CHUNK;
-                    let p = src.p.get(j).copied().unwrap_or(0.0);
-                    f(i, src.x[j], p, self.uniform_lw);
+                let first = k * CHUNK;
+                let mut scan = sys.scan_from(first);
+                let with_p = !out.p.is_empty();
+                for i in 0..out.x.len() {
+                    let a = scan.ancestor(first + i);
+                    let (src, j) = (&self.src[a / CHUNK], a % CHUNK);
+                    out.x[i] = src.x[j];
+                    if with_p {
+                        out.p[i] = src.p[j];
+                    }
                 }
+                out.lw.fill(self.uniform_lw);
             }
             None => {
                 let src = &self.src[k];
-                for i in 0..len {
-                    let p = src.p.get(i).copied().unwrap_or(0.0);
-                    f(i, src.x[i], p, src.lw[i] - self.prev_log_norm);
+                out.x.copy_from_slice(&src.x);
+                out.p.copy_from_slice(&src.p);
+                for (lw, &prev) in out.lw.iter_mut().zip(&src.lw) {
+                    *lw = prev - self.prev_log_norm;
                 }
             }
         }
     }
 
-    fn bootstrap_chunk(&self, k: usize, out: &mut Chunk) {
+    /// Standard normals for chunk `k` at this step, into `out.z`.
+    fn draw_normals(&self, k: usize, out: &mut Chunk) {
         let mut rng = rng::stream2(self.seed, self.t, k as u64);
-        let tr = self.transition;
-        let len = out.x.len();
-        let (xs, lws) = (&mut out.x, &mut out.lw);
-        self.for_each_source(k, len, |i, xp, _, lwp| {
-            let x = if self.first {
-                xp
-            } else {
-                let z: f64 = rng.sample(StandardNormal);
-                tr.mean(xp) + tr.sd * z
-            };
-            xs[i] = x;
-            lws[i] = finite_or_neg_inf(lwp + self.obs.log_density(x));
-        });
+        for z in out.z.iter_mut() {
+            *z = rng.sample(StandardNormal);
+        }
+    }
+
+    /// `lw += log p(y | x)`, with NaN weights made zero weights.
+    #[inline(always)]
+    fn weigh(&self, out: &mut Chunk) {
+        for (lw, &x) in out.lw.iter_mut().zip(&out.x) {
+            *lw = finite_or_neg_inf(*lw + self.obs.log_density(x));
+        }
+    }
+
+    #[inline(always)]
+    fn bootstrap_chunk(&self, k: usize, out: &mut Chunk) {
+        self.gather(k, out);
+        if !self.first {
+            self.draw_normals(k, out);
+            let tr = self.transition;
+            for (x, &z) in out.x.iter_mut().zip(&out.z) {
+                *x = tr.mean(*x) + tr.sd * z;
+            }
+        }
+        self.weigh(out);
         out.summarise();
     }
 
+    #[inline(always)]
     fn ekf_chunk(&self, k: usize, out: &mut Chunk) {
-        let mut rng = rng::stream2(self.seed, self.t, k as u64);
-        let tr = self.transition;
-        let len = out.x.len();
-        let prior_var = if self.first { self.prior_var } else { tr.var };
-        let ln_prior_var = prior_var.ln();
-        let (xs, ps, lws) = (&mut out.x, &mut out.p, &mut out.lw);
-        self.for_each_source(k, len, |i, xp, pp, lwp| {
-            let (mbar, pbar) = if self.first {
-                (self.prior_mean, self.prior_var)
-            } else {
-                (tr.mean(xp), tr.a * tr.a * pp + tr.var)
+        self.gather(k, out);
+        self.draw_normals(k, out);
+        // At t = 0 the prediction is the prior itself: start every particle at its mean
+        // and variance and predict with the identity.
+        let (tr, prior_var) = if self.first {
+            out.x.fill(self.prior_mean);
+            out.p.fill(self.prior_var);
+            let identity = Transition {
+                center: 0.0,
+                a: 1.0,
+                var: 0.0,
+                sd: 0.0,
             };
+            (identity, self.prior_var)
+        } else {
+            (self.transition, self.transition.var)
+        };
+        let (a2, ln_prior_var, inv_prior_var) = (tr.a * tr.a, prior_var.ln(), 1.0 / prior_var);
+        let (xs, ps, lws, zs) = (&mut out.x, &mut out.p, &mut out.lw, &out.z);
+        for i in 0..xs.len() {
+            let mbar = tr.mean(xs[i]);
+            let pbar = a2 * ps[i] + tr.var;
             let lin = self.obs.linearise(mbar);
             let h = lin.jacobian;
             let s = h * h * pbar + lin.noise_var;
-            let gain = pbar * h / s;
-            let mhat = mbar + gain * lin.innovation;
-            let phat = pbar * lin.noise_var / s;
-            let z: f64 = rng.sample(StandardNormal);
+            let pbar_over_s = pbar / s;
+            let mhat = mbar + pbar_over_s * h * lin.innovation;
+            let phat = pbar_over_s * lin.noise_var;
+            let z = zs[i];
             let x = mhat + phat.sqrt() * z;
             let d = x - mbar;
             // log N(x; mbar, prior_var) - log N(x; mhat, phat), with (x - mhat)^2 / phat = z^2.
-            let correction = 0.5 * (phat.ln() + z * z - ln_prior_var - d * d / prior_var);
+            let correction =
+                0.5 * (fastmath::ln(phat) + z * z - ln_prior_var - d * d * inv_prior_var);
             xs[i] = x;
             ps[i] = phat;
-            lws[i] = finite_or_neg_inf(lwp + self.obs.log_density(x) + correction);
-        });
+            lws[i] += correction;
+        }
+        self.weigh(out);
         out.summarise();
+    }
+}
+
+/// The chunk kernels compiled twice: for the baseline x86-64 (SSE2) and, chosen at run
+/// time, for AVX2 (twice as many lanes for the vectorised loops). No FMA is enabled, so
+/// both perform the same IEEE operations in the same order and give identical bits.
+mod simd {
+    use super::{Chunk, Move, Observation};
+
+    pub(super) fn bootstrap_chunk<O: Observation>(
+        mv: &Move<'_, O>,
+        k: usize,
+        out: &mut Chunk,
+        wide: bool,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if wide && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { bootstrap_chunk_avx2(mv, k, out) };
+        }
+        mv.bootstrap_chunk(k, out)
+    }
+
+    pub(super) fn ekf_chunk<O: Observation>(
+        mv: &Move<'_, O>,
+        k: usize,
+        out: &mut Chunk,
+        wide: bool,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if wide && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { ekf_chunk_avx2(mv, k, out) };
+        }
+        mv.ekf_chunk(k, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn bootstrap_chunk_avx2<O: Observation>(
+        mv: &Move<'_, O>,
+        k: usize,
+        out: &mut Chunk,
+    ) {
+        mv.bootstrap_chunk(k, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn ekf_chunk_avx2<O: Observation>(mv: &Move<'_, O>, k: usize, out: &mut Chunk) {
+        mv.ekf_chunk(k, out)
     }
 }
 

@@ -10,11 +10,13 @@
 //! * [`resample`]: systematic resampling over the chunked cloud.
 //! * [`forecast`]: propagating the cloud forward to price and path-range quantiles.
 //! * [`runner`]: fixed-size chunks run serially or on a rayon pool.
+//! * [`fastmath`]: branch-free `exp` / `ln`, so the per-particle loops vectorise.
 //!
 //! Determinism: particles live in chunks of [`CHUNK`]; chunk `k` at time index `t` draws
 //! from `rng::stream2(seed, t, k)` and every reduction combines per-chunk partial results
 //! in chunk order, so the output is bit-identical whatever the number of threads.
 
+pub mod fastmath;
 pub mod filter;
 pub mod forecast;
 pub mod model;

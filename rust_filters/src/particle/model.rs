@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::fastmath;
 use super::ParticleError;
 
 pub(crate) const LN_2PI: f64 = 1.837_877_066_409_345_5;
@@ -137,12 +138,12 @@ pub struct SvObservation {
 impl Observation for SvObservation {
     #[inline(always)]
     fn log_density(&self, x: f64) -> f64 {
-        self.log_const - 0.5 * (x + self.z * (-x).exp())
+        self.log_const - 0.5 * (x + self.z * fastmath::exp(-x))
     }
 
     #[inline(always)]
     fn linearise(&self, mbar: f64) -> Linearisation {
-        let h = mbar.exp();
+        let h = fastmath::exp(mbar);
         Linearisation {
             innovation: self.z - h,
             jacobian: h,

@@ -217,6 +217,22 @@ fn restored_snapshot_continues_bit_identically() {
 }
 
 #[test]
+fn wide_and_baseline_simd_kernels_agree_bit_for_bit() {
+    // Only meaningful where the CPU has AVX2 (any x86-64 from the last decade, and CI);
+    // elsewhere both filters run the baseline kernels.
+    let y = sv_data();
+    for proposal in [Proposal::Bootstrap, Proposal::Ekf] {
+        let mut wide = sv_filter(proposal, 3000, 21, Some(1));
+        let mut narrow = sv_filter(proposal, 3000, 21, Some(1)).baseline_simd_only();
+        wide.filter(&y[..120], None).unwrap();
+        narrow.filter(&y[..120], None).unwrap();
+        assert!(wide.n_resamples() > 5);
+        assert_eq!(fingerprint(&wide), fingerprint(&narrow), "{proposal:?}");
+        assert_eq!(wide.mean().to_bits(), narrow.mean().to_bits());
+    }
+}
+
+#[test]
 fn invalid_input_is_refused_and_changes_nothing() {
     let y = sv_data();
     let mut f = sv_filter(Proposal::Bootstrap, 500, 1, Some(1));
