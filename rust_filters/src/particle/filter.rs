@@ -114,6 +114,9 @@ pub(crate) struct Chunk {
     /// Scratch for a step's standard normals.
     #[serde(skip)]
     z: Vec<f64>,
+    /// Scratch for the ancestors when resampling.
+    #[serde(skip)]
+    anc: Vec<usize>,
     #[serde(skip)]
     pub stats: ChunkStats,
 }
@@ -126,8 +129,19 @@ impl Chunk {
             lw: vec![0.0; len],
             w: vec![0.0; len],
             z: vec![0.0; len],
+            anc: vec![0; len],
             stats: ChunkStats::default(),
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(len: usize) -> Self {
+        Self::new(len, false)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn refresh(&mut self) {
+        self.summarise();
     }
 
     /// `exp(max - log_norm)`: turns `w` into normalised weights.
@@ -616,6 +630,7 @@ impl ParticleFilter {
             }
             chunk.w = vec![0.0; len];
             chunk.z = vec![0.0; len];
+            chunk.anc = vec![0; len];
             chunk.summarise();
         }
         let runner = Runner::new(state.threads).map_err(|e| corrupt(&e.to_string()))?;
@@ -645,11 +660,9 @@ impl<O: Observation> Move<'_, O> {
     fn gather(&self, k: usize, out: &mut Chunk) {
         match self.systematic {
             Some(sys) => {
-                let first = k * CHUNK;
-                let mut scan = sys.scan_from(first);
+                sys.ancestors(k * CHUNK, &mut out.anc);
                 let with_p = !out.p.is_empty();
-                for i in 0..out.x.len() {
-                    let a = scan.ancestor(first + i);
+                for (i, &a) in out.anc.iter().enumerate() {
                     let (src, j) = (&self.src[a / CHUNK], a % CHUNK);
                     out.x[i] = src.x[j];
                     if with_p {
@@ -829,6 +842,11 @@ fn combine(chunks: &[Chunk]) -> Option<Totals> {
         ess: sum * sum / sum_sq,
         mean: sum_x / sum,
     })
+}
+
+#[cfg(test)]
+pub(crate) fn log_norm_for_tests(chunks: &[Chunk]) -> f64 {
+    combine(chunks).map_or(f64::NAN, |t| t.log_norm)
 }
 
 /// The lengths of the chunks of `n` particles: full chunks, then the remainder.
