@@ -22,8 +22,13 @@
 //! the prior variance is the stationary one).
 //!
 //! Weights are stored unnormalised (`lw`) beside their log normaliser `log_norm`, so one
-//! parallel pass per step does the move, the weighting and the per-chunk logsumexp,
-//! ESS and mean; the chunk results are combined in chunk order.
+//! parallel pass per step does the resampling gather, the move, the weighting and the
+//! per-chunk logsumexp, ESS and mean; the chunk results are combined in chunk order.
+//! Buffers are double-buffered and preallocated: a step allocates nothing. Random
+//! streams: chunk `k` at time index `t` uses `rng::stream2(seed, t, k)`, the resampling
+//! uniform `stream2(seed, t, u64::MAX)`; the initial cloud and resets have streams of
+//! their own. The per-particle loops use [`super::fastmath`] and are compiled for AVX2
+//! too (chosen at run time, same bits).
 //!
 //! Degeneracy: if every weight is `-inf` or NaN (an observation impossible under every
 //! particle, e.g. `y^2` overflowing), the filter cannot normalise. It then redraws the
