@@ -351,12 +351,14 @@ impl ParticleFilter {
                 .map_err(|e| ParticleError::invalid(format!("at index {i}: {e}")))?;
             transitions.push(tr);
         }
-        Ok(ys
-            .iter()
-            .zip(transitions)
-            .enumerate()
-            .map(|(i, (&y, tr))| self.step_checked(y, dt_at(i), tr))
-            .collect())
+        let runner = self.runner.clone();
+        Ok(runner.install(|| {
+            ys.iter()
+                .zip(transitions)
+                .enumerate()
+                .map(|(i, (&y, tr))| self.step_checked(y, dt_at(i), tr))
+                .collect()
+        }))
     }
 
     fn step_checked(&mut self, y: f64, dt: f64, transition: Transition) -> f64 {

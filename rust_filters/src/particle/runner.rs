@@ -51,6 +51,16 @@ impl Runner {
         self.threads
     }
 
+    /// Run `f` on one of the pool's threads (or here, without a pool of our own). A batch
+    /// of steps runs inside one `install`, so its per-step parallel passes are plain
+    /// rayon splits within the pool instead of a hand-off to the pool and back each step.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
     /// Call `f(k, &mut items[k])` for every `k`.
     pub fn for_each<T, F>(&self, items: &mut [T], f: F)
     where
