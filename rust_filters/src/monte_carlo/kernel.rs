@@ -1,5 +1,6 @@
-//! The path loop of one chunk: simulate in log space, keep only each path's terminal,
-//! minimum and maximum, and exponentiate those three numbers once per path.
+//! The path loop of one chunk: simulate in log space and keep only each path's terminal
+//! price and its minimum and maximum of `log(S / S_0)` (exponentiated later, and only at
+//! the order statistics the quantiles use).
 
 use rand::distr::OpenClosed01;
 use rand_distr::{Distribution, StandardNormal};
@@ -31,11 +32,12 @@ impl StepTable {
     }
 }
 
-/// One chunk's outputs, a window of the three N-vectors (prices).
+/// One chunk's outputs, a window of the three N-vectors: terminal price, minimum and
+/// maximum of `log(S_n / S_0)` over `n = 0..T`.
 pub(crate) struct ChunkOut<'a> {
     pub terminal: &'a mut [f64],
-    pub low: &'a mut [f64],
-    pub high: &'a mut [f64],
+    pub log_low: &'a mut [f64],
+    pub log_high: &'a mut [f64],
 }
 
 /// Extremes of a Brownian bridge from `a` to `b` with variance `v` over the step:
@@ -76,8 +78,8 @@ pub(crate) fn run_chunk<const JUMPS: bool, const BRIDGE: bool>(
     let paths = out
         .terminal
         .iter_mut()
-        .zip(out.low.iter_mut())
-        .zip(out.high.iter_mut());
+        .zip(out.log_low.iter_mut())
+        .zip(out.log_high.iter_mut());
     for ((terminal, low), high) in paths {
         // x = log(S_n / S_0); the extremes start at S_0 (n = 0 is included).
         let (mut x, mut lo, mut hi) = (0.0f64, 0.0f64, 0.0f64);
@@ -103,8 +105,8 @@ pub(crate) fn run_chunk<const JUMPS: bool, const BRIDGE: bool>(
         }
         let s_t = s0 * x.exp();
         *terminal = s_t;
-        *low = s0 * lo.exp();
-        *high = s0 * hi.exp();
+        *low = lo;
+        *high = hi;
         sum += s_t;
     }
     sum
@@ -135,14 +137,15 @@ mod tests {
         let (mut t, mut l, mut h) = (vec![0.0; 50], vec![0.0; 50], vec![0.0; 50]);
         let out = ChunkOut {
             terminal: &mut t,
-            low: &mut l,
-            high: &mut h,
+            log_low: &mut l,
+            log_high: &mut h,
         };
         let sum = run_chunk::<false, false>(100.0, &steps, None, &mut stream(2, 0), out);
         assert!((sum - t.iter().sum::<f64>()).abs() < 1e-9);
         for i in 0..50 {
-            assert!(l[i] <= 100.0 && h[i] >= 100.0);
-            assert!(l[i] <= t[i] && t[i] <= h[i]);
+            assert!(l[i] <= 0.0 && h[i] >= 0.0);
+            let x_t = (t[i] / 100.0).ln();
+            assert!(l[i] <= x_t + 1e-12 && x_t <= h[i] + 1e-12);
         }
     }
 }

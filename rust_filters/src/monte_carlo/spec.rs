@@ -141,8 +141,25 @@ impl Simulation {
                 format!("overflows: {} * {}", self.n_paths, self.n_steps),
             ));
         }
+        // Huge but finite values could still overflow the per-step drift to inf / NaN.
+        let step_finite = |name: &str, sigma: f64| {
+            if ((self.mu - 0.5 * sigma * sigma) * self.dt).is_finite() {
+                Ok(())
+            } else {
+                Err(invalid(
+                    name,
+                    format!(
+                        "is too large: (mu - sigma^2/2) dt overflows (sigma = {sigma}, mu = {}, dt = {})",
+                        self.mu, self.dt
+                    ),
+                ))
+            }
+        };
         match &self.volatility {
-            Volatility::Constant(sigma) => non_negative("sigma", *sigma)?,
+            Volatility::Constant(sigma) => {
+                non_negative("sigma", *sigma)?;
+                step_finite("sigma", *sigma)?;
+            }
             Volatility::PerStep(path) => {
                 if path.len() != self.n_steps {
                     return Err(invalid(
@@ -155,7 +172,9 @@ impl Simulation {
                     ));
                 }
                 for (i, &s) in path.iter().enumerate() {
-                    non_negative(&format!("sigma_path[{i}]"), s)?;
+                    let name = format!("sigma_path[{i}]");
+                    non_negative(&name, s)?;
+                    step_finite(&name, s)?;
                 }
             }
         }

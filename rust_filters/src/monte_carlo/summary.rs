@@ -2,8 +2,6 @@
 
 use rayon::prelude::*;
 
-use crate::quantile::quantiles_linear;
-
 /// Per-path results in path order: terminal, minimum and maximum price (S_0 included
 /// in the extremes), and the mean terminal price.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,27 +42,33 @@ pub struct Summary {
 }
 
 /// Share of paths whose minimum is `>= low` and maximum `<= high`.
-fn coverage(samples: &PathSamples, low: f64, high: f64) -> f64 {
-    let inside = samples
-        .low
+fn coverage(path_min: &[f64], path_max: &[f64], low: f64, high: f64) -> f64 {
+    let inside = path_min
         .par_iter()
-        .zip(samples.high.par_iter())
+        .zip(path_max.par_iter())
         .filter(|(&l, &h)| l >= low && h <= high)
         .count();
-    inside as f64 / samples.low.len() as f64
+    inside as f64 / path_min.len() as f64
 }
 
-/// Joint path range at `confidence`, by bisection on the tail count.
+/// Joint path range at `confidence` from the per-path minima and maxima (paired by
+/// index; prices, or any increasing transform of them such as log prices), by bisection
+/// on the tail count.
 ///
 /// With equal tail probability `q` for the minimum and the maximum, `low(q)` and
 /// `high(q)` are linear quantiles and the coverage only changes when one of them crosses
 /// a sample, so it is enough to search `q = k / (N - 1)`, where the quantiles are the
 /// order statistics `min_(k)` and `max_(N-1-k)`: the largest `k` whose coverage is still
 /// `>= confidence` (coverage falls as `k` grows) gives the narrowest such range.
-pub fn path_range(samples: &PathSamples, confidence: f64) -> PathRange {
-    let n = samples.low.len();
-    let mut lows = samples.low.clone();
-    let mut highs = samples.high.clone();
+pub fn path_range(path_min: &[f64], path_max: &[f64], confidence: f64) -> PathRange {
+    assert_eq!(
+        path_min.len(),
+        path_max.len(),
+        "one minimum and one maximum per path"
+    );
+    let n = path_min.len();
+    let mut lows = path_min.to_vec();
+    let mut highs = path_max.to_vec();
     rayon::join(
         || lows.par_sort_unstable_by(f64::total_cmp),
         || highs.par_sort_unstable_by(f64::total_cmp),
@@ -74,11 +78,11 @@ pub fn path_range(samples: &PathSamples, confidence: f64) -> PathRange {
     // or is past the middle, where low and high would cross.
     let (mut k_ok, mut k_bad) = (0usize, n / 2 + n % 2);
     let (l0, h0) = at(0);
-    let mut cov_ok = coverage(samples, l0, h0);
+    let mut cov_ok = coverage(path_min, path_max, l0, h0);
     while k_bad - k_ok > 1 {
         let mid = k_ok + (k_bad - k_ok) / 2;
         let (l, h) = at(mid);
-        let c = coverage(samples, l, h);
+        let c = coverage(path_min, path_max, l, h);
         if c >= confidence {
             (k_ok, cov_ok) = (mid, c);
         } else {
@@ -99,38 +103,9 @@ pub fn path_range(samples: &PathSamples, confidence: f64) -> PathRange {
     }
 }
 
-/// Quantiles of the three per-path vectors (in parallel; the vectors are reordered).
-pub fn quantiles3(samples: &mut PathSamples, levels: &[f64]) -> [Vec<f64>; 3] {
-    let PathSamples {
-        terminal,
-        low,
-        high,
-        ..
-    } = samples;
-    let (t, (l, h)) = rayon::join(
-        || quantiles_linear(terminal, levels),
-        || {
-            rayon::join(
-                || quantiles_linear(low, levels),
-                || quantiles_linear(high, levels),
-            )
-        },
-    );
-    [t, l, h]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn samples(low: Vec<f64>, high: Vec<f64>) -> PathSamples {
-        PathSamples {
-            terminal: high.clone(),
-            low,
-            high,
-            mean_terminal: 0.0,
-        }
-    }
 
     #[test]
     fn path_range_is_the_narrowest_that_covers() {
@@ -139,13 +114,12 @@ mod tests {
         // exactly k paths.
         let low: Vec<f64> = (0..10).map(|i| 90.0 + i as f64).collect();
         let high: Vec<f64> = (0..10).map(|i| 110.0 - i as f64).collect();
-        let s = samples(low, high);
-        let r = path_range(&s, 0.8);
+        let r = path_range(&low, &high, 0.8);
         assert_eq!((r.low, r.high, r.coverage), (92.0, 108.0, 0.8));
         assert!((r.tail_q - 2.0 / 9.0).abs() < 1e-15);
         // 0.75 needs no more than 0.8 does: it is not reachable exactly.
-        assert_eq!(path_range(&s, 0.75).coverage, 0.8);
-        assert_eq!(path_range(&s, 1.0).coverage, 1.0);
+        assert_eq!(path_range(&low, &high, 0.75).coverage, 0.8);
+        assert_eq!(path_range(&low, &high, 1.0).coverage, 1.0);
     }
 
     #[test]
@@ -154,7 +128,7 @@ mod tests {
         // tail removes 2k paths.
         let low: Vec<f64> = (0..10).map(|i| 90.0 + i as f64).collect();
         let high: Vec<f64> = (0..10).map(|i| 101.0 + i as f64).collect();
-        let r = path_range(&samples(low, high), 0.6);
+        let r = path_range(&low, &high, 0.6);
         assert_eq!((r.low, r.high, r.coverage), (92.0, 108.0, 0.6));
     }
 }
