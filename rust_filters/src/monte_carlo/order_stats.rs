@@ -90,7 +90,7 @@ struct Window {
 }
 
 /// Floyd–Rivest style: a strided sample brackets each rank with a window of values
-/// (±4 sampling s.d. of the rank's position in the sample, so a miss is rare); one
+/// (±3.5 sampling s.d. of the rank's position in the sample, so a miss is rare); one
 /// parallel pass counts the elements below each window and collects those inside it;
 /// each rank is then selected inside its (small) window. A rank whose window turns out
 /// not to contain it is selected from the whole slice instead: never wrong, only slower.
@@ -103,7 +103,7 @@ fn select_by_sample(data: &mut [f64], ranks: &[usize]) -> Vec<f64> {
     let bracket = |r: usize| {
         let p = r as f64 / (n - 1) as f64;
         let centre = p * (s - 1.0);
-        let margin = 4.0 * (s * p * (1.0 - p)).sqrt() + 4.0;
+        let margin = 3.5 * (s * p * (1.0 - p)).sqrt() + 4.0;
         let (lo_i, hi_i) = (centre - margin, centre + margin);
         let lo = if lo_i < 0.0 {
             f64::NEG_INFINITY
@@ -143,23 +143,13 @@ fn select_by_sample(data: &mut [f64], ranks: &[usize]) -> Vec<f64> {
     if windows.len() > MAX_WINDOWS {
         return select_in_place(data, ranks);
     }
-    let mut bounds = [(f64::INFINITY, f64::NEG_INFINITY); MAX_WINDOWS]; // empty windows
-    for (b, w) in bounds.iter_mut().zip(&windows) {
-        *b = (w.lo, w.hi);
-    }
-    let pieces: Vec<(Vec<usize>, Vec<f64>)> = data
-        .par_chunks(PIECE)
-        .map_init(
-            || vec![0.0; PIECE],
-            |scratch, piece| partition_piece(piece, &bounds[..windows.len()], &bounds, scratch),
-        )
-        .collect();
-    let mut below = vec![0usize; windows.len()];
-    let mut candidates = Vec::new();
-    for (b, c) in pieces {
-        below.iter_mut().zip(b).for_each(|(t, b)| *t += b);
-        candidates.extend_from_slice(&c);
-    }
+    // The membership test unrolls over a fixed number of windows (padded with empty ones).
+    let (below, candidates) = match windows.len() {
+        0..=2 => partition::<2>(data, &windows),
+        3..=4 => partition::<4>(data, &windows),
+        5..=6 => partition::<6>(data, &windows),
+        _ => partition::<MAX_WINDOWS>(data, &windows),
+    };
     let mut inside: Vec<Vec<f64>> = windows
         .iter()
         .map(|w| {
@@ -194,19 +184,41 @@ fn select_by_sample(data: &mut [f64], ranks: &[usize]) -> Vec<f64> {
     out
 }
 
-/// One piece of the partitioning pass: per window, how many values lie below it (a
-/// branch-free count the compiler vectorises), and the values inside any window,
-/// gathered by branch-free compaction (a branch per value would mispredict on the ~10 %
-/// that fall inside). `all` is `used` padded with empty windows to a fixed size so the
-/// membership test unrolls. `scratch` (at least `piece.len()` long) is reused across
-/// pieces.
-fn partition_piece(
+/// The partitioning pass, in parallel over pieces: per window, how many values lie below
+/// it, and the values inside any window (in an order that does not matter: only order
+/// statistics are taken from them).
+fn partition<const W: usize>(data: &[f64], windows: &[Window]) -> (Vec<usize>, Vec<f64>) {
+    let mut bounds = [(f64::INFINITY, f64::NEG_INFINITY); W]; // empty windows
+    for (b, w) in bounds.iter_mut().zip(windows) {
+        *b = (w.lo, w.hi);
+    }
+    let pieces: Vec<(Vec<usize>, Vec<f64>)> = data
+        .par_chunks(PIECE)
+        .map_init(
+            || vec![0.0; PIECE],
+            |scratch, piece| partition_piece(piece, &bounds, windows.len(), scratch),
+        )
+        .collect();
+    let mut below = vec![0usize; windows.len()];
+    let mut candidates = Vec::new();
+    for (b, c) in pieces {
+        below.iter_mut().zip(b).for_each(|(t, b)| *t += b);
+        candidates.extend_from_slice(&c);
+    }
+    (below, candidates)
+}
+
+/// One piece: the below-counts are branch-free sums the compiler vectorises; the values
+/// inside a window are gathered by branch-free compaction (a branch per value would
+/// mispredict on the ~10 % that fall inside). `scratch` (at least `piece.len()` long)
+/// is reused across pieces.
+fn partition_piece<const W: usize>(
     piece: &[f64],
-    used: &[(f64, f64)],
-    all: &[(f64, f64); MAX_WINDOWS],
+    bounds: &[(f64, f64); W],
+    used: usize,
     scratch: &mut [f64],
 ) -> (Vec<usize>, Vec<f64>) {
-    let below = used
+    let below = bounds[..used]
         .iter()
         .map(|&(lo, _)| piece.iter().map(|&x| usize::from(x < lo)).sum())
         .collect();
@@ -215,7 +227,7 @@ fn partition_piece(
     for &x in piece {
         // k <= index of x < piece.len(): in bounds.
         kept[k] = x;
-        let inside = all
+        let inside = bounds
             .iter()
             .fold(false, |acc, &(lo, hi)| acc | ((x >= lo) & (x <= hi)));
         k += usize::from(inside);
