@@ -5,7 +5,32 @@ implementations of the same algorithms (the test oracle and the benchmark's
 Python column) live in :mod:`rust_filters.reference`.
 """
 
-from rust_filters._core import EKPF as EKPF, BootstrapPF as BootstrapPF  # particle  # noqa: I001
-from rust_filters._core import __version__
+from rust_filters._core import (
+    EKPF,
+    UKF,
+    BootstrapPF,
+    LinearGaussianModel,
+    PythonModel,
+    SimulationSummary,
+    SmileModel,
+    StochVolModel,
+    StochVolPriceModel,
+    __version__,
+    simulate_gbm,
+    simulate_merton,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "EKPF",
+    "UKF",
+    "BootstrapPF",
+    "LinearGaussianModel",
+    "PythonModel",
+    "SimulationSummary",
+    "SmileModel",
+    "StochVolModel",
+    "StochVolPriceModel",
+    "__version__",
+    "simulate_gbm",
+    "simulate_merton",
+]
