@@ -146,12 +146,12 @@ class ForecastConfig:
 
 @dataclass(frozen=True)
 class CalibrationConfig:
-    """Adaptive conformal inference (Gibbs & Candès 2021): alpha_{t+1} = alpha_t + gamma *
-    (alpha - err_t), with coverage tracked over the last ``window`` resolved forecasts."""
+    """Online calibration of each tail (:mod:`models.calibration`): a tail's log scale
+    factor moves by ``gamma/h · (1{breach} − tail)`` per resolved forecast at horizon h.
+    ``gamma`` was chosen on 2010–2013 data (0.02 against 0.0001 / 0.05 / 0.1)."""
 
     enabled: bool = True
-    gamma: float = field(default=0.005, metadata=_meta(gt=0.0, lt=1.0))  # the learning rate
-    window: int = field(default=250, metadata=_meta(ge=1))
+    gamma: float = field(default=0.02, metadata=_meta(gt=0.0, lt=1.0))  # the learning rate
 
 
 @dataclass(frozen=True)

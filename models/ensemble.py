@@ -134,7 +134,9 @@ class ModelEnsemble:
         cal = config.calibration
         self._tracked = _Tracked(
             calibrators={
-                (h, kind): TailCalibrator(tail=(1 - self.confidence) / 2, gamma=cal.gamma)
+                # Feedback at horizon h arrives h steps late and overlaps (h-1 shared days),
+                # so each update carries about 1/h of a fresh observation: step gamma/h.
+                (h, kind): TailCalibrator(tail=(1 - self.confidence) / 2, gamma=cal.gamma / h)
                 for h in self.horizons
                 for kind in ("close", "path")
             },
@@ -309,6 +311,7 @@ class ModelEnsemble:
         low, high, path_low, path_high, center = raw
         cal_close = self._tracked.calibrators.get((steps, "close"))
         cal_path = self._tracked.calibrators.get((steps, "path"))
+        calibrate = calibrate and self.config.calibration.enabled
         if calibrate and cal_close is not None:
             low, high = cal_close.adjust(anchor, low, high)
         if calibrate and cal_path is not None and path_low is not None and path_high is not None:

@@ -170,7 +170,6 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ),
     ({"forecast.horizons": [1, -5]}, "forecast.horizons[1]: must be >= 1, got -5"),
     ({"calibration.gamma": 0}, "calibration.gamma: must be > 0, got 0"),
-    ({"calibration.window": 0}, "calibration.window: must be >= 1, got 0"),
     ({"weighting.skill_window": 0}, "weighting.skill_window: must be >= 1, got 0"),
     (
         {"weighting.regime_multipliers.tgarch.high": -1},

@@ -1,0 +1,167 @@
+"""Merton jump diffusion with the diffusion set from the VIX, simulated in Rust.
+
+    d ln S = (μ − σ²/2 − λκ) dt + σ dW + J dN,   N ~ Poisson(λ), J ~ N(μ_J, σ_J²),
+    κ = exp(μ_J + σ_J²/2) − 1                      (Merton 1976, J. Fin. Econ. 3(1–2))
+
+with time in trading days and ``μ = 0`` (over h ≤ a few weeks the drift is far below
+the noise). The total daily variance over the horizon is the VIX corrected for the
+variance risk premium (:mod:`models.realized_variance`: a HAR regression of realised on
+implied variance, fitted on history); the diffusion gets that variance less the jump
+variance ``λ(μ_J² + σ_J²)`` (at least half of it). Jumps are estimated from history:
+returns beyond ``jump_threshold`` conditional standard deviations are jumps; ``λ`` is
+their frequency and ``μ_J``, ``σ_J`` their mean and standard deviation (with a prior of a
+few pseudo-jumps so a quiet history does not give ``λ = 0``). The Delta UKF's put skew,
+when given (:meth:`set_skew_z`), shifts ``μ_J`` down by ``skew_shift · σ_J`` per unit of
+skew z-score: a richer put wing prices larger crashes.
+
+Paths are simulated by ``rust_filters.simulate_merton`` with within-day Brownian-bridge
+extremes, which also returns the joint path range at the confidence.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from models.base import Bar, FitResult, ModelStatus, PriceRange
+from models.realized_variance import HarFeatures, HarFit, daily_realized_variance, fit_har
+
+_PRIOR_JUMPS = 2.0  # pseudo-jumps at the prior size, so λ > 0 and σ_J is defined
+_PRIOR_MU_J = -0.02
+_PRIOR_SIGMA_J = 0.02
+
+
+class JumpDiffusionVIX:
+    """The ``jump_diffusion_vix`` member."""
+
+    name = "jump_diffusion_vix"
+
+    def __init__(
+        self,
+        *,
+        n_paths: int = 20_000,
+        seed: int = 0,
+        jump_threshold: float = 4.0,
+        skew_shift: float = 0.25,
+        threads: int | None = None,
+        horizons: tuple[int, ...] = (1, 5),
+    ) -> None:
+        if n_paths < 100:
+            raise ValueError(f"n_paths must be >= 100, got {n_paths}")
+        self.n_paths = n_paths
+        self.seed = seed
+        self.jump_threshold = jump_threshold
+        self.skew_shift = skew_shift
+        self.threads = threads
+        self.horizons = horizons
+        self.lam = self.mu_j = self.sigma_j = float("nan")
+        self._fits: dict[tuple[int, bool], HarFit] = {}
+        self._history: pd.DataFrame | None = None
+        self._features: HarFeatures | None = None
+        self._skew_z = 0.0
+
+    # -- verbs ------------------------------------------------------------------------
+
+    def fit(self, history: pd.DataFrame) -> FitResult:
+        if len(history) < 120:
+            raise ValueError(f"need at least 120 bars of history, got {len(history)}")
+        features = HarFeatures.from_history(history)
+        fits: dict[tuple[int, bool], HarFit] = {}
+        messages = []
+        for h in self.horizons:
+            fits[(h, False)] = fit_har(history, h, with_vix=False, features=features)
+            try:
+                fits[(h, True)] = fit_har(history, h, with_vix=True, features=features)
+            except ValueError as exc:  # not enough VIX history yet
+                messages.append(str(exc))
+        self._estimate_jumps(history, features, fits[(1, False)] if 1 in self.horizons else None)
+        self._fits = fits
+        self._history = history.copy()
+        self._features = features
+        params = {"lambda": self.lam, "mu_j": self.mu_j, "sigma_j": self.sigma_j}
+        for (h, v), f in fits.items():
+            for name, c in zip(_coef_names(v), f.coef, strict=True):
+                params[f"h{h}{'_vix' if v else ''}.{name}"] = float(c)
+        return FitResult(self.name, params, nobs=len(history), message="; ".join(messages))
+
+    def update(self, bar: Bar) -> None:
+        if self._history is None:
+            raise RuntimeError("fit() before update()")
+        if bar.ts <= self._history.index[-1]:
+            raise ValueError(f"bar at {bar.ts} is not after the last bar {self._history.index[-1]}")
+        row = pd.DataFrame(
+            {"open": [bar.open], "high": [bar.high], "low": [bar.low], "close": [bar.close],
+             "vix": [np.nan if bar.vix is None else bar.vix]},
+            index=pd.DatetimeIndex([bar.ts]),
+        )  # fmt: skip
+        # Only the last 22 rows feed the regressors: keep a short tail, not all history.
+        self._history = pd.concat([self._history.iloc[-40:], row])
+        self._features = HarFeatures.from_history(self._history)
+
+    def set_skew_z(self, skew_z: float | None) -> None:
+        """Cross-feed from the Delta UKF: the put skew's z-score (None: no chain)."""
+        self._skew_z = 0.0 if skew_z is None or not math.isfinite(skew_z) else skew_z
+
+    def forecast(self, steps: int, confidence: float = 0.9) -> PriceRange:
+        if self._history is None or self._features is None:
+            raise RuntimeError("fit() before forecast()")
+        if steps < 1 or not 0 < confidence < 1:
+            raise ValueError(f"need steps >= 1 and 0 < confidence < 1, got {steps}, {confidence}")
+        from rust_filters import simulate_merton
+
+        anchor = float(self._history["close"].iloc[-1])
+        h_fit = min(self._fits, key=lambda k: (abs(k[0] - steps), not k[1]))[0]
+        i = len(self._history) - 1
+        has_vix = bool(np.isfinite(self._features.vix[i])) and (h_fit, True) in self._fits
+        fit = self._fits[(h_fit, has_vix)]
+        variance = fit.variance(self._features.row(i, has_vix))
+        jump_var = self.lam * (self.mu_j**2 + self.sigma_j**2)
+        diffusion = math.sqrt(max(variance - jump_var, 0.5 * variance))
+        mu_j = self.mu_j - self.skew_shift * max(self._skew_z, 0.0) * self.sigma_j
+        alpha = 1.0 - confidence
+        sim = simulate_merton(
+            anchor, 0.0, diffusion, self.lam, mu_j, self.sigma_j, self.n_paths, steps,
+            dt=1.0, levels=[alpha / 2, 0.5, 1 - alpha / 2], seed=self.seed + i,
+            threads=self.threads, bridge=True, path_confidence=confidence,
+        )  # fmt: skip
+        low, center, high = (float(v) for v in sim.terminal)
+        status = ModelStatus.ok() if has_vix else ModelStatus.degraded("no VIX")
+        return PriceRange(
+            self.name, steps, confidence, anchor, low, high, center,
+            path_low=sim.path_low, path_high=sim.path_high,
+            quantiles={alpha / 2: low, 0.5: center, 1 - alpha / 2: high}, status=status,
+        )  # fmt: skip
+
+    # -- internals --------------------------------------------------------------------
+
+    def _estimate_jumps(
+        self, history: pd.DataFrame, features: HarFeatures, fit: HarFit | None
+    ) -> None:
+        c = history["close"].to_numpy(float)
+        r = np.diff(np.log(c))
+        if fit is None:
+            sd = np.full(len(r), np.std(r))
+        else:
+            x = np.column_stack([np.ones(len(r)), features.rv_d[:-1], features.rv_w[:-1],
+                                 features.rv_m[:-1]])  # fmt: skip
+            sd = np.sqrt(np.exp(x @ fit.coef) * fit.smearing)
+        jumps = r[np.abs(r) > self.jump_threshold * sd]
+        n = len(jumps)
+        self.lam = (n + _PRIOR_JUMPS) / (len(r) + 1)
+        total = jumps.sum() + _PRIOR_JUMPS * _PRIOR_MU_J
+        self.mu_j = float(total / (n + _PRIOR_JUMPS))
+        ss = ((jumps - self.mu_j) ** 2).sum() + _PRIOR_JUMPS * _PRIOR_SIGMA_J**2
+        self.sigma_j = float(math.sqrt(ss / (n + _PRIOR_JUMPS)))
+
+    @property
+    def realized_variance(self) -> float:
+        """Today's range-based realised variance (decimal²), for the ensemble's report."""
+        if self._history is None:
+            raise RuntimeError("fit() first")
+        return float(daily_realized_variance(self._history.iloc[-2:])[-1])
+
+
+def _coef_names(with_vix: bool) -> list[str]:
+    return ["const", "rv_d", "rv_w", "rv_m"] + (["vix"] if with_vix else [])

@@ -1,0 +1,318 @@
+"""``markov forecast``, ``markov ensemble`` and ``markov validate``: the batch commands."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from config.loader import ConfigLoader
+from config.schema import MarkovConfig
+from connectors.data_sources import load_history
+
+SYNTHETIC_NOTE = (
+    "note: option chains are synthetic (generated from the VIX by models/smile.py); "
+    "no real historical chains are available offline"
+)
+
+
+def register(sub: Any) -> None:
+    f = sub.add_parser("forecast", help="ensemble price range for one ticker")
+    f.add_argument("--ticker", default=None, help="ticker (default: data.default_ticker)")
+    f.add_argument("--days", type=_positive_int, default=None, help="horizon in trading days")
+    f.add_argument("--confidence", type=_probability, default=None)
+    f.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _data_args(f)
+    f.set_defaults(handler=cmd_forecast)
+
+    e = sub.add_parser("ensemble", help="ensemble ranges for every ticker of a config")
+    e.add_argument("--json", action="store_true")
+    _data_args(e)
+    e.set_defaults(handler=cmd_ensemble)
+
+    v = sub.add_parser("validate", help="walk-forward validation (QUALITY-PROTOCOL)")
+    v.add_argument("--ticker", default=None)
+    v.add_argument(
+        "--backtest-days",
+        type=_positive_int,
+        default=None,
+        help="origins: the last N trading days (default: --start..--end)",
+    )
+    v.add_argument("--start", default="2015-01-01", help="first origin date (default 2015-01-01)")
+    v.add_argument("--end", default="2018-12-31", help="last origin date (default 2018-12-31)")
+    v.add_argument("--horizons", default="1,5", type=_horizons, help="comma-separated, e.g. 1,5")
+    v.add_argument("--confidence", type=_probability, default=0.9)
+    v.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated members to score beside the ensemble (default: all)",
+    )
+    v.add_argument("--plot", type=Path, default=None, help="PNG of the ensemble's bands")
+    v.add_argument("--csv", type=Path, default=None, help="forecasts CSV (.gz ok)")
+    _data_args(v)
+    v.set_defaults(handler=cmd_validate)  # fmt: skip
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    config = _config(args)
+    ticker = args.ticker or config.data.default_ticker
+    days = args.days or config.forecast.horizon
+    confidence = args.confidence or config.forecast.confidence
+    result = forecast_ticker(config, ticker, days, confidence, data=args.data)
+    print(_json(result) if args.json else format_forecast(result))
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from stream.cli import UserError
+
+    results: list[dict[str, Any]] = []
+    failures = 0
+    for ticker in config.stream.tickers:
+        try:
+            results.append(
+                forecast_ticker(
+                    config,
+                    ticker,
+                    config.forecast.horizon,
+                    config.forecast.confidence,
+                    data=args.data,
+                )
+            )
+        except (UserError, ValueError) as exc:
+            failures += 1
+            print(f"markov ensemble: {ticker}: {exc}", file=sys.stderr)
+    if args.json:
+        print(_json(results))
+    else:
+        print("\n\n".join(format_forecast(r) for r in results))
+    return 1 if failures else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from models.ensemble import ModelEnsemble
+    from models.registry import build_member
+    from models.report import format_report, plot_forecasts, write_forecasts_csv
+    from models.validation import walk_forward
+
+    config = _config(args)
+    ticker = args.ticker or config.data.default_ticker
+    history = _history(config, ticker, None, args.data)
+    start, end = _window(history, args.backtest_days, args.start, args.end)
+    horizons: tuple[int, ...] = args.horizons
+    names = list(config.ensemble.enabled_names)
+    if args.models is not None:
+        wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            from stream.cli import UserError
+
+            raise UserError(f"--models: unknown {unknown}; configured members: {names}")
+        names = wanted
+    methods: dict[str, Any] = {
+        "ensemble": lambda: ModelEnsemble(config, horizons=horizons),
+        **{n: (lambda n=n: build_member(n, config)) for n in names},
+    }
+    bar = _ProgressBar(len(methods))
+    result = walk_forward(
+        methods, history, start=start, end=end, horizons=horizons,
+        confidence=args.confidence, progress=bar,
+    )  # fmt: skip
+    bar.close()
+    print(f"{ticker}: {format_report(result)}")
+    print(SYNTHETIC_NOTE)
+    print(f"walk-forward took {result.elapsed:.0f} s")
+    if args.csv is not None:
+        print(f"forecasts written to {write_forecasts_csv(result, args.csv)}")
+    if args.plot is not None:
+        print(f"plot written to {plot_forecasts(result, 'ensemble', horizons[0], args.plot)}")
+    return 0
+
+
+# -- the work behind forecast / ensemble ----------------------------------------------
+
+
+def forecast_ticker(
+    config: MarkovConfig, ticker: str, days: int, confidence: float, *, data: Path | None
+) -> dict[str, Any]:
+    """Fit the configured ensemble on the ticker's history and forecast ``days`` ahead."""
+    from models.ensemble import ModelEnsemble
+
+    history = _history(config, ticker, config.data.default_days_back, data)
+    ensemble = ModelEnsemble(config, horizons=(days,))
+    ensemble.fit(history)
+    fc = ensemble.forecast_detail(days, confidence)
+    r = fc.range
+    return {
+        "ticker": ticker,
+        "as_of": str(history.index[-1].date()),
+        "close": r.anchor,
+        "horizon": days,
+        "confidence": confidence,
+        "low": r.low,
+        "high": r.high,
+        "path_low": r.path_low,
+        "path_high": r.path_high,
+        "center": r.center,
+        "status": str(r.status),
+        "regime": fc.regime,
+        "vix": fc.vix,
+        "models": {
+            name: {
+                "low": _finite(p.range.low),
+                "high": _finite(p.range.high),
+                "path_low": p.range.path_low,
+                "path_high": p.range.path_high,
+                "weight": p.weight,
+                "status": str(p.status),
+            }
+            for name, p in fc.parts.items()
+        },
+    }
+
+
+def format_forecast(result: dict[str, Any]) -> str:
+    pct = 100 * result["confidence"]
+    vix = "n/a" if result["vix"] is None else f"{result['vix']:.2f}"
+    lines = [
+        f"{result['ticker']}  close {result['close']:.2f} on {result['as_of']}  "
+        f"horizon {result['horizon']} trading days  confidence {pct:.0f}%  "
+        f"VIX {vix} ({result['regime']} regime)",
+        f"ensemble range  {result['low']:.2f} .. {result['high']:.2f}  "
+        f"(center {result['center']:.2f})",
+    ]
+    if result["path_low"] is not None:
+        lines.append(
+            f"path range      {result['path_low']:.2f} .. {result['path_high']:.2f}  "
+            "(the path stays inside with the stated confidence)"
+        )
+    lines.append(f"status          {result['status']}")
+    lines.append("")
+    lines.append(f"{'model':<20} {'low':>10} {'high':>10} {'weight':>7}  status")
+    for name, m in result["models"].items():
+        low = "-" if m["low"] is None else f"{m['low']:.2f}"
+        high = "-" if m["high"] is None else f"{m['high']:.2f}"
+        lines.append(f"{name:<20} {low:>10} {high:>10} {m['weight']:>7.3f}  {m['status']}")
+    lines.append("")
+    lines.append(SYNTHETIC_NOTE)
+    return "\n".join(lines)
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=None, help="YAML config (default: shipped)")
+    p.add_argument("--data", type=Path, default=None, help="CSV/Parquet file of daily OHLC")
+
+
+def _config(args: argparse.Namespace) -> MarkovConfig:
+    return ConfigLoader.load(args.config) if args.config is not None else ConfigLoader.default()
+
+
+def _history(
+    config: MarkovConfig, ticker: str, days_back: int | None, data: Path | None
+) -> pd.DataFrame:
+    if data is not None:
+        return load_history(ticker, days_back, source="file", path=data)
+    source = config.data.source
+    path = config.data.path
+    return load_history(ticker, days_back, source=source, path=path)
+
+
+def _window(
+    history: pd.DataFrame, backtest_days: int | None, start: str, end: str
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    from stream.cli import UserError
+
+    try:
+        start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
+    except ValueError as exc:
+        raise UserError(f"--start/--end: not a date: {exc}") from None
+    if backtest_days is None:
+        return start_ts, end_ts
+    index = history.index[history.index <= end_ts]
+    if backtest_days > len(index) - 300:
+        raise UserError(
+            f"--backtest-days {backtest_days}: at most {len(index) - 300} with this history "
+            "(the models need about 300 days before the first origin)"
+        )
+    return index[-backtest_days], index[-1]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}")
+    return value
+
+
+def _horizons(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 1,5, got {text!r}") from None
+    if not values or any(v < 1 for v in values) or list(values) != sorted(set(values)):
+        raise argparse.ArgumentTypeError(f"expected ascending positive integers, got {text!r}")
+    return values
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _json(obj: Any) -> str:
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr (the walk-forward's progress callback)."""
+
+    def __init__(self, n_methods: int) -> None:
+        self._n_methods = n_methods
+        self._done: dict[str, int] = {}
+        self._started = time.monotonic()
+        self._last = 0.0
+        self._tty = sys.stderr.isatty()
+
+    def __call__(self, method: str, done: int, total: int) -> None:
+        self._done[method] = done
+        now = time.monotonic()
+        if now - self._last < (0.2 if self._tty else 10.0) and done < total:
+            return
+        self._last = now
+        frac = sum(self._done.values()) / max(total * self._n_methods, 1)
+        filled = int(30 * frac)
+        line = (
+            f"[{'#' * filled}{'.' * (30 - filled)}] {100 * frac:5.1f}%  {method} "
+            f"{done}/{total}  {now - self._started:.0f} s"
+        )
+        print(f"\r{line}" if self._tty else line, end="" if self._tty else "\n",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    def close(self) -> None:
+        if self._tty:
+            print(file=sys.stderr)
