@@ -43,7 +43,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from models.base import Bar, FitResult, ModelStatus, PriceRange
-from models.smile import DEFAULT_MODEL, generate_chain, time_to_expiry
+from models.smile import DEFAULT_MODEL, generate_chain, time_to_expiry, to_ns
 from models.weighting import OptionSignals
 
 if TYPE_CHECKING:
@@ -243,7 +243,8 @@ def _barrier(confidence: float) -> float:
 def _chain_fields(chain: Any) -> tuple[int, float, list[Mapping[str, Any]]]:
     """(ts ns, underlying, quotes as dicts) from a message dict or a parsed chain object."""
     if isinstance(chain, Mapping):
-        return int(chain["ts"]), float(chain["underlying_price"]), list(chain["quotes"])
+        # A message's ts is epoch ns or zoned ISO-8601 (DESIGN "Messages").
+        return to_ns(chain["ts"]), float(chain["underlying_price"]), list(chain["quotes"])
     quotes: list[Mapping[str, Any]] = [
         {"expiry": q.expiry, "strike": q.strike, "right": q.right, "iv": q.iv, "delta": q.delta}
         for q in chain.quotes
