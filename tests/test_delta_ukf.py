@@ -1,0 +1,162 @@
+"""DeltaUKF: the smile filter over option chains, its range and its signals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+from models.base import Bar, Status
+from models.delta_ukf import TARGET_TAU, TRADING_DAYS, DeltaUKF
+from models.smile import DEFAULT_MODEL, SmileModel, generate_chain, time_to_expiry
+from stream.messages import Kind, parse
+
+N_FIT = 40
+
+
+def _close_ns(date: pd.Timestamp) -> int:
+    return int((date + pd.Timedelta(hours=16)).tz_localize("America/New_York").value)
+
+
+def _history(vix: np.ndarray, closes: np.ndarray | float = 100.0) -> pd.DataFrame:
+    dates = pd.bdate_range("2018-01-02", periods=len(vix))
+    c = np.broadcast_to(np.asarray(closes, dtype=float), vix.shape)
+    return pd.DataFrame(
+        {"open": c, "high": c * 1.005, "low": c * 0.995, "close": c, "vix": vix}, index=dates
+    )
+
+
+def _nearest_30d_params(chain: dict, vix: float) -> np.ndarray:
+    taus = {time_to_expiry(chain["ts"], q["expiry"]) for q in chain["quotes"]}
+    tau = min(taus, key=lambda t: abs(t - TARGET_TAU))
+    p = DEFAULT_MODEL.params(vix, tau)
+    return np.array([p.atm, p.skew, p.curv])
+
+
+def test_filtered_smile_tracks_the_true_parameters() -> None:
+    # VIX random walk from 15 (5 % log steps), one chain a day with 7/30/60-day expiries
+    # (the filter takes the one nearest 30 days), quote noise 0.002. Tolerances: the
+    # posterior s.d. of the filter is about 0.002 / 0.005 / 0.009 for level / skew /
+    # curvature; the filter's dynamics (mean reversion) are not the truth's random walk,
+    # so it lags: RMS error in posterior s.d. units below 2 (level, skew) and 3
+    # (curvature), and in absolute terms within 0.5 vol point on the level.
+    rng = np.random.default_rng(0)
+    n = 80
+    vix = 15 * np.exp(np.cumsum(rng.normal(0, 0.05, n)))
+    history = _history(vix)
+    model = DeltaUKF()
+    model.fit(history.iloc[:N_FIT])
+    z, err, level, truth_level = [], [], [], []
+    for i in range(N_FIT, n):
+        chain = generate_chain("SPX", _close_ns(history.index[i]), 100.0, float(vix[i]),
+                               expiries_days=(7, 30, 60), seed=i)  # fmt: skip
+        model.update_chain(chain)
+        truth = _nearest_30d_params(chain, float(vix[i]))
+        ukf = model._ukf
+        assert ukf is not None
+        x = np.asarray(ukf.x)
+        err.append(x - truth)
+        z.append((x - truth) / np.sqrt(np.diag(ukf.P)))
+        level.append(x[0])
+        truth_level.append(truth[0])
+        model.update(Bar(history.index[i], 100.0, 100.5, 99.5, 100.0, float(vix[i])))
+    rms_z = np.sqrt(np.mean(np.square(z), axis=0))
+    assert rms_z[0] < 2 and rms_z[1] < 2 and rms_z[2] < 3, rms_z
+    assert np.max(np.abs(np.asarray(err)[:, 0])) < 0.005
+    assert np.corrcoef(level, truth_level)[0, 1] > 0.99
+
+
+def test_update_chain_takes_wire_messages_and_parsed_chains() -> None:
+    vix = np.full(N_FIT, 19.0)
+    history = _history(vix)
+    date = history.index[-1] + pd.offsets.BDay()
+    chain = generate_chain("SPX", _close_ns(date), 100.0, 25.0, expiries_days=(30,), seed=1)
+    iso = pd.Timestamp(chain["ts"], tz="UTC").tz_convert("America/New_York").isoformat()
+    wire = orjson.loads(orjson.dumps({**chain, "ts": iso}))  # as a JSON message decodes
+    results = []
+    for message in (chain, wire, parse(Kind.OPTIONS, orjson.dumps(chain))):
+        model = DeltaUKF()
+        model.fit(history)
+        before = float(model.forecast(1).width)
+        model.update_chain(message)
+        after = model.forecast(1)
+        assert after.width > before  # VIX 19 -> 25: the range widens
+        assert model.option_signals().fresh_chain
+        results.append(after)
+    assert results[0] == results[1] == results[2]
+
+
+def test_range_is_wider_below_and_path_contains_close() -> None:
+    model = DeltaUKF()
+    model.fit(_history(np.full(60, 20.0)))
+    for steps in (1, 5):
+        r = model.forecast(steps, 0.9)
+        assert r.path_low is not None and r.path_high is not None
+        assert math.log(r.anchor / r.low) > math.log(r.high / r.anchor)  # put skew
+        assert math.log(r.anchor / r.path_low) > math.log(r.path_high / r.anchor)
+        assert r.path_low < r.low < r.center < r.high < r.path_high
+    flat = DeltaUKF(skew_weight=0.0)
+    flat.fit(_history(np.full(60, 20.0)))
+    r = flat.forecast(1, 0.9)
+    assert math.log(r.anchor / r.low) == pytest.approx(math.log(r.high / r.anchor), rel=1e-12)
+
+
+def test_vrp_ratio_is_realised_over_implied() -> None:
+    # VIX at θ = 19 makes the ATM vol 0.19 at every expiry, so implied daily variance is
+    # 0.19²/252; returns of ±r every day have realised variance r². With r = 0.8·0.19/√252
+    # the ratio is 0.64. The filtered level errs by about 0.0005 (quote noise 0.002 over
+    # ~15 quotes): 0.5 % on the variance per day, less in the 252-day mean: rtol 1 %.
+    n = 300
+    r = 0.8 * 0.19 / math.sqrt(TRADING_DAYS)
+    closes = 100 * np.exp(np.cumsum(np.where(np.arange(n) % 2 == 0, r, -r)))
+    model = DeltaUKF()
+    model.fit(_history(np.full(n, 19.0), closes))
+    assert model.vrp_ratio == pytest.approx(0.64, rel=0.01)
+    wide = model.forecast(1, 0.9)
+    # The range is the implied one scaled by sqrt(ratio): 0.8 of the unscaled width.
+    unscaled = DeltaUKF()
+    unscaled.fit(_history(np.full(n, 19.0), closes).iloc[-59:])  # < 60 closes: ratio 1
+    assert unscaled.vrp_ratio == 1.0
+    assert math.log(wide.high / wide.anchor) == pytest.approx(
+        0.8 * math.log(unscaled.forecast(1, 0.9).high / wide.anchor), rel=0.02
+    )
+
+
+def test_status_says_synthetic_and_signals_follow_the_skew() -> None:
+    history = _history(np.full(60, 19.0))
+    model = DeltaUKF()
+    model.fit(history)
+    r = model.forecast(1)
+    assert r.status.state is Status.DEGRADED and "synthetic" in r.status.reason
+    quiet = model.option_signals()
+    assert quiet.skew_z is not None and not quiet.fresh_chain
+    date = history.index[-1] + pd.offsets.BDay()
+    z = {}
+    for name, skew_bar in (("steeper", 0.30), ("flatter", 0.12)):
+        m = DeltaUKF()
+        m.fit(history)
+        smile = SmileModel(skew_bar=skew_bar)
+        chain = generate_chain("SPX", _close_ns(date), 100.0, 19.0, expiries_days=(30,),
+                               seed=3, model=smile)  # fmt: skip
+        m.update_chain(chain)
+        signals = m.option_signals()
+        assert signals.fresh_chain and signals.skew_z is not None
+        z[name] = signals.skew_z
+        assert m.forecast(1).status.state is Status.OK  # a real chain: no longer synthetic
+    # Richer puts (more negative skew) give a positive z-score, flatter a negative one.
+    assert z["steeper"] > 3 and z["flatter"] < -3
+    assert abs(quiet.skew_z) < z["steeper"]
+
+
+def test_no_chain_and_bad_input() -> None:
+    model = DeltaUKF()
+    model.fit(_history(np.full(40, np.nan)))  # no VIX: no synthetic chain
+    r = model.forecast(1)
+    assert r.status.state is Status.FAILED and "no chain" in r.status.reason
+    with pytest.raises(ValueError, match="measurement must be 'iv' or 'delta'"):
+        DeltaUKF(measurement="price")
+    with pytest.raises(ValueError, match="at least 30 bars"):
+        DeltaUKF().fit(_history(np.full(10, 19.0)))
