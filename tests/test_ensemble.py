@@ -1,0 +1,227 @@
+"""ModelEnsemble: combination, failures, pure forecasts, refit = update, determinism and the
+look-ahead check on the real bundled data (models/ensemble.py)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from functools import lru_cache
+from types import FrameType
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from config.loader import ConfigLoader
+from config.schema import MarkovConfig
+from connectors.data_sources import load_history
+from models.base import Bar, FitResult, ForecastModel, PriceRange, Status
+from models.delta_ukf import DeltaUKF
+from models.ensemble import ModelEnsemble
+from models.jump_diffusion_vix import JumpDiffusionVIX
+from models.tgarch_model import TGARCHModel
+from models.validation import bar_at, look_ahead_check
+
+
+class Band:
+    """A toy member: a ±``pct`` band around the last close, path range 1.5 times wider."""
+
+    def __init__(self, name: str, pct: float) -> None:
+        self.name = name
+        self.pct = pct
+        self.last = math.nan
+
+    def fit(self, history: pd.DataFrame) -> FitResult:
+        self.last = float(history["close"].iloc[-1])
+        return FitResult(self.name, {"pct": self.pct})
+
+    def update(self, bar: Bar) -> None:
+        self.last = bar.close
+
+    def forecast(self, steps: int, confidence: float = 0.9) -> PriceRange:
+        c, d = self.last, self.pct * math.sqrt(steps)
+        return PriceRange(
+            self.name, steps, confidence, c, c * math.exp(-d), c * math.exp(d), c,
+            path_low=c * math.exp(-1.5 * d), path_high=c * math.exp(1.5 * d),
+        )  # fmt: skip
+
+
+class Broken(Band):
+    def fit(self, history: pd.DataFrame) -> FitResult:
+        raise RuntimeError("optimizer exploded")
+
+
+class PeeksAtTomorrow(Band):
+    """Leaky on purpose: reads the engine's full history up the call stack and centres its
+    band on the next close. Only the look-ahead check can notice it."""
+
+    def fit(self, history: pd.DataFrame) -> FitResult:
+        self.rows = len(history)
+        return super().fit(history)
+
+    def update(self, bar: Bar) -> None:
+        self.rows += 1
+        super().update(bar)
+
+    def forecast(self, steps: int, confidence: float = 0.9) -> PriceRange:
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            full = frame.f_locals.get("history")
+            if isinstance(full, pd.DataFrame) and len(full) > self.rows:
+                self.last = float(full["close"].iloc[self.rows])
+                break
+            frame = frame.f_back
+        return super().forecast(steps, confidence)
+
+
+def _config(**overrides: object) -> MarkovConfig:
+    return ConfigLoader.from_dict({"weighting": {"skill_strength": 0.0}, **overrides})
+
+
+def _toy_history(n: int = 120, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    return pd.DataFrame(
+        {"open": close, "high": close * 1.004, "low": close * 0.996, "close": close,
+         "vix": rng.uniform(10, 25, n)},
+        index=pd.bdate_range("2017-01-02", periods=n),
+    )  # fmt: skip
+
+
+def test_combination_is_the_weighted_log_quantile_average() -> None:
+    config = _config(calibration={"enabled": False})
+    members: dict[str, ForecastModel] = {"a": Band("a", 0.01), "b": Band("b", 0.03)}
+    ens = ModelEnsemble(config, members, horizons=(1,), burn_in=0,
+                        base_weights={"a": 1.0, "b": 3.0})  # fmt: skip
+    history = _toy_history()
+    ens.fit(history)
+    fc = ens.forecast_detail(1)
+    c = float(history["close"].iloc[-1])
+    assert fc.parts["a"].weight == pytest.approx(0.25) and fc.parts["b"].weight == 0.75
+    assert fc.range.low == pytest.approx(c * math.exp(-(0.25 * 0.01 + 0.75 * 0.03)))
+    assert fc.range.high == pytest.approx(c * math.exp(0.25 * 0.01 + 0.75 * 0.03))
+    assert fc.range.path_low == pytest.approx(c * math.exp(-1.5 * (0.25 * 0.01 + 0.75 * 0.03)))
+    assert fc.range.status.state is Status.OK
+
+
+def test_a_failed_member_gets_weight_zero_and_the_output_says_so() -> None:
+    config = _config(calibration={"enabled": False})
+    members: dict[str, ForecastModel] = {"a": Band("a", 0.01), "bad": Broken("bad", 0.05)}
+    ens = ModelEnsemble(config, members, horizons=(1,), burn_in=0,
+                        base_weights={"a": 1.0, "bad": 1.0})  # fmt: skip
+    fit = ens.fit(_toy_history())
+    assert not fit.converged and "bad: fit failed: optimizer exploded" in fit.message
+    fc = ens.forecast_detail(1)
+    bad = fc.parts["bad"]
+    assert bad.weight == 0.0 and bad.status.state is Status.FAILED
+    assert "optimizer exploded" in bad.status.reason
+    assert fc.parts["a"].weight == 1.0
+    assert fc.range.width == pytest.approx(ens.members["a"].forecast(1).width)
+    assert fc.range.status.state is Status.DEGRADED and "bad" in fc.range.status.reason
+
+
+def _walked(calibrate: bool = True) -> tuple[ModelEnsemble, pd.DataFrame]:
+    config = _config(calibration={"enabled": calibrate})
+    members: dict[str, ForecastModel] = {"a": Band("a", 0.004), "b": Band("b", 0.02)}
+    ens = ModelEnsemble(config, members, horizons=(1, 5), burn_in=40,
+                        base_weights={"a": 1.0, "b": 1.0})  # fmt: skip
+    history = _toy_history(160)
+    ens.fit(history.iloc[:120])  # warm start: walks the last 40 bars with update
+    return ens, history
+
+
+def test_forecast_reads_state_and_never_changes_it() -> None:
+    ens, _ = _walked()
+    state = ens.calibration_state()
+    first = {h: ens.forecast_detail(h) for h in (1, 5)}
+    ens.forecast(5, 0.8)  # another confidence, computed on the fly
+    ens.forecast(3)  # an untracked horizon
+    assert ens.calibration_state() == state
+    assert {h: ens.forecast_detail(h) for h in (1, 5)} == first
+    # The walk calibrated something: the calibrated range differs from the raw one.
+    raw = _walked(calibrate=False)[0].forecast(1)
+    assert first[1].range != raw
+
+
+def test_refit_on_a_longer_history_resolves_like_an_update() -> None:
+    # Documented: "a refit on a longer history resolves like an update". With members
+    # whose forecasts depend only on the data, update(bar) and fit(history + bar) leave
+    # identical calibration state and forecasts.
+    by_update, history = _walked()
+    by_refit, _ = _walked()
+    for t in range(120, 130):
+        by_update.update(bar_at(history, t))
+        by_refit.fit(history.iloc[: t + 1])
+        assert by_refit.calibration_state() == by_update.calibration_state()
+        for h in (1, 5):
+            assert by_refit.forecast_detail(h) == by_update.forecast_detail(h)
+
+
+# ----------------------------------------------------------------------- real members
+
+
+@lru_cache(maxsize=1)
+def spx() -> pd.DataFrame:
+    """The bundled S&P 500 from mid-2016: the VIX on every row, about 650 rows."""
+    return load_history("SPX").loc["2016-06-01":]
+
+
+def _fast_members(config: MarkovConfig) -> dict[str, ForecastModel]:
+    return {
+        "tgarch": TGARCHModel(n_paths=500, seed=config.seed),
+        "jump_diffusion_vix": JumpDiffusionVIX(n_paths=500, seed=config.seed + 3, horizons=(1, 5)),
+        "delta_ukf": DeltaUKF(seed=config.seed + 5, vrp_window=60),
+    }
+
+
+def _small_ensemble(leaky: bool = False) -> ModelEnsemble:
+    config = ConfigLoader.from_dict(
+        {"ensemble": {"models": [{"name": "tgarch", "weight": 0.3},
+                                 {"name": "jump_diffusion_vix", "weight": 0.3},
+                                 {"name": "delta_ukf", "weight": 0.4}]}}
+    )  # fmt: skip
+    members = _fast_members(config)
+    weights = None
+    if leaky:
+        members["peeker"] = PeeksAtTomorrow("peeker", 0.01)
+        weights = {"tgarch": 0.3, "jump_diffusion_vix": 0.3, "delta_ukf": 0.4, "peeker": 1.0}
+    return ModelEnsemble(config, members, horizons=(1, 5), burn_in=15, base_weights=weights)
+
+
+def test_two_ensembles_fed_the_same_data_agree_exactly() -> None:
+    history = spx().iloc[:400]
+    a, b = _small_ensemble(), _small_ensemble()
+    a.fit(history.iloc[:380])
+    b.fit(history.iloc[:380])
+    for t in range(380, 385):
+        a.update(bar_at(history, t))
+        b.update(bar_at(history, t))
+    for h in (1, 5):
+        fa, fb = a.forecast_detail(h), b.forecast_detail(h)
+        assert fa == fb
+        assert all(p.weight > 0 for p in fa.parts.values())
+        assert fa.range.usable
+    assert a.calibration_state() == b.calibration_state()
+
+
+def test_look_ahead_check_passes_on_the_bundled_data() -> None:
+    # With refit_every 5 the i-th origin is reached by a fit i mod 5 days earlier and then
+    # update: 300 by fit alone, 321 and 342 by fit + 1 and 2 updates. One cut sits at the
+    # fit origin, one between update origins. (Three origins and two cuts, not the
+    # protocol's 12 x 4, keep this at a few seconds: each run fits a fresh ensemble.)
+    history = spx()
+    origins = [300, 321, 342]
+    cuts = [300, 330]
+    report = look_ahead_check(_small_ensemble, history, origins, cuts, seed=7)
+    assert report.passed, report.violations
+    assert report.max_diff_before <= 1e-9
+    assert all(report.changed_after.values())
+
+
+def test_look_ahead_check_catches_a_leaky_member_inside_the_ensemble() -> None:
+    history = spx()
+    report = look_ahead_check(
+        lambda: _small_ensemble(leaky=True), history, [300, 321], [300], seed=7
+    )
+    assert not report.passed
+    assert any("changed after rows" in v for v in report.violations)
