@@ -131,7 +131,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     bar.close()
     print(f"{ticker}: {format_report(result)}")
     print(SYNTHETIC_NOTE)
-    print(f"walk-forward took {result.elapsed:.0f} s")
+    print(f"walk-forward took {sum(result.elapsed.values()):.0f} s")
     if args.csv is not None:
         print(f"forecasts written to {write_forecasts_csv(result, args.csv)}")
     if args.plot is not None:
