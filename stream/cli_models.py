@@ -304,7 +304,8 @@ class _ProgressBar:
         if now - self._last < (0.2 if self._tty else 10.0) and done < total:
             return
         self._last = now
-        frac = sum(self._done.values()) / max(total * self._n_methods, 1)
+        # walk_forward counts origins across all methods: done/total is the whole run.
+        frac = done / max(total, 1)
         filled = int(30 * frac)
         line = (
             f"[{'#' * filled}{'.' * (30 - filled)}] {100 * frac:5.1f}%  {method} "
