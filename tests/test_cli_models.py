@@ -1,0 +1,159 @@
+"""The batch commands ``forecast``, ``ensemble``, ``validate`` (stream/cli_models.py).
+
+The dispatcher ``stream/cli.py`` is not in this branch yet, so the tests build the parser
+from ``cli_models.register`` and call the handlers directly; the errors they raise are
+what the dispatcher prints as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from config.loader import ConfigLoader
+from connectors.data_sources import DataSourceError, load_history
+from stream import cli_models
+
+SMALL = """\
+ensemble:
+  models:
+    - {name: tgarch, weight: 0.3}
+    - {name: jump_diffusion_vix, weight: 0.3}
+    - {name: delta_ukf, weight: 0.4}
+data:
+  default_days_back: 300
+"""
+
+
+@pytest.fixture(autouse=True)
+def user_error(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[Exception]]:
+    """``stream.cli.UserError``; a stand-in with the same name until stream/cli.py lands."""
+    try:
+        module = importlib.import_module("stream.cli")
+    except ModuleNotFoundError:
+        module = types.ModuleType("stream.cli")
+
+        class UserError(Exception):
+            pass
+
+        module.UserError = UserError  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "stream.cli", module)
+    yield module.UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="markov")
+    cli_models.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+@pytest.fixture
+def small_config(tmp_path: Path) -> Path:
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL)
+    return path
+
+
+def test_forecast_ticker_and_its_table(small_config: Path) -> None:
+    config = ConfigLoader.load(small_config)
+    result = cli_models.forecast_ticker(config, "SPX", 5, 0.9, data=None)
+    assert result["ticker"] == "SPX" and result["horizon"] == 5
+    assert result["as_of"] == "2018-12-31"
+    assert result["low"] < result["close"] < result["high"]
+    assert result["path_low"] <= result["low"] and result["path_high"] >= result["high"]
+    assert set(result["models"]) == {"tgarch", "jump_diffusion_vix", "delta_ukf"}
+    assert sum(m["weight"] for m in result["models"].values()) == pytest.approx(1.0)
+    assert "synthetic" in result["models"]["delta_ukf"]["status"]
+    assert result["regime"] == "high"  # VIX 25.42 on 2018-12-31, above 18.5
+    text = cli_models.format_forecast(result)
+    lines = text.splitlines()
+    assert lines[0].startswith("SPX  close 2506.85 on 2018-12-31  horizon 5 trading days")
+    assert "VIX 25.42 (high regime)" in lines[0]
+    assert lines[1].startswith("ensemble range  ")
+    assert any(line.startswith("delta_ukf ") for line in lines)
+    assert lines[-1] == cli_models.SYNTHETIC_NOTE
+
+
+def test_forecast_command_prints_json(
+    small_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _parser().parse_args(
+        ["forecast", "--days", "1", "--confidence", "0.8", "--json", "--config", str(small_config)]
+    )
+    assert args.handler(args) == 0
+    out = orjson.loads(capsys.readouterr().out)
+    assert out["horizon"] == 1 and out["confidence"] == 0.8
+    assert out["low"] < out["high"]
+
+
+def test_unknown_ticker_is_one_line(small_config: Path) -> None:
+    args = _parser().parse_args(["forecast", "--ticker", "NOPE", "--config", str(small_config)])
+    with pytest.raises(DataSourceError) as err:
+        args.handler(args)
+    message = str(err.value)
+    assert "NOPE" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["validate", "--horizons", "5,1"], "argument --horizons: expected ascending positive"),
+        (["validate", "--horizons", "1,x"], "argument --horizons: expected e.g. 1,5"),
+        (["validate", "--backtest-days", "0"], "argument --backtest-days: expected a positive"),
+        (["forecast", "--days", "-3"], "argument --days: expected a positive integer"),
+        (["forecast", "--confidence", "1.5"], "argument --confidence: expected a number in"),
+    ],
+)
+def test_bad_arguments_are_one_error_line(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and needle in errors[0]
+
+
+def test_too_many_backtest_days_is_one_line(user_error: type[Exception]) -> None:
+    args = _parser().parse_args(["validate", "--backtest-days", "99999"])
+    with pytest.raises(user_error) as err:
+        args.handler(args)
+    message = str(err.value)
+    # 5031 bundled rows up to 2018-12-31, 300 kept for fitting.
+    assert message.startswith("--backtest-days 99999: at most 4731 ") and "\n" not in message
+
+
+def test_unknown_member_is_one_line(user_error: type[Exception]) -> None:
+    args = _parser().parse_args(["validate", "--backtest-days", "3", "--models", "tgarch,nope"])
+    with pytest.raises(user_error, match=r"--models: unknown \['nope'\]"):
+        args.handler(args)
+
+
+def test_validate_runs_on_a_short_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "spx.csv"
+    load_history("SPX", 320).rename_axis("date").to_csv(data)
+    config = tmp_path / "one.yaml"
+    config.write_text("ensemble:\n  models:\n    - {name: tgarch, weight: 1.0}\n")
+    args = _parser().parse_args(
+        ["validate", "--data", str(data), "--config", str(config), "--backtest-days", "4",
+         "--horizons", "1", "--models", "tgarch"]
+    )  # fmt: skip
+    assert args.handler(args) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert out.startswith("SPX: ")
+    assert "ensemble" in out and "tgarch" in out
+    assert cli_models.SYNTHETIC_NOTE in out
+    assert "walk-forward took" in out
+    # Progress on stderr (not a tty: one line per update) ends at 100 % of all methods.
+    progress = captured.err.splitlines()
+    assert "100.0%" in progress[-1] and "tgarch 6/6" in progress[-1]
