@@ -11,18 +11,23 @@ is measured in the same run. ``--write-readme`` replaces the table between the
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import sys
-import time
-from pathlib import Path
+
+# Single-threaded BLAS, as the protocol asks: set before anything imports numpy.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_monte_carlo, bench_particle, bench_ukf
-from benchmarks.timing import Row, format_table
+from benchmarks import bench_monte_carlo, bench_particle, bench_ukf  # noqa: E402
+from benchmarks.timing import Row, format_table  # noqa: E402
 
 SUITES = {"ukf": bench_ukf, "pf": bench_particle, "mc": bench_monte_carlo}
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -93,26 +93,43 @@ class DeltaUKF:
     # -- verbs ------------------------------------------------------------------------
 
     def fit(self, history: pd.DataFrame) -> FitResult:
-        """Reset, then filter one chain per bar over the last year of history."""
+        """Filter one chain per bar over the last year of history.
+
+        The model has no parameters to estimate (the VRP ratio is a trailing window), so
+        a refit on a history that extends the one already filtered only catches up on the
+        new bars; any other history starts over.
+        """
         if len(history) < 30:
             raise ValueError(f"need at least 30 bars of history, got {len(history)}")
+        if self._continues(history):
+            assert self._last_ts is not None
+            tail = history.loc[history.index > self._last_ts]
+        else:
+            self._reset()
+            tail = history.iloc[-(self.vrp_window + 1) :]
+        for ts, close, vix in zip(tail.index, tail["close"], tail["vix"], strict=True):
+            self._on_bar(pd.Timestamp(ts), float(close), float(vix) if np.isfinite(vix) else None)
+        params: dict[str, float] = {"vrp_ratio": self.vrp_ratio}
+        if self._ukf is not None:
+            level, skew, curv = (float(v) for v in self._ukf.x)
+            params.update(level=level, skew=skew, curvature=curv)
+        message = "" if self._ukf is not None else "no VIX or chain in the history"
+        return FitResult(self.name, params, nobs=len(self._closes), message=message)
+
+    def _continues(self, history: pd.DataFrame) -> bool:
+        if self._last_ts is None or not self._closes or self._last_ts not in history.index:
+            return False
+        return bool(history.loc[self._last_ts, "close"] == self._closes[-1])
+
+    def _reset(self) -> None:
         self._ukf = None
         self._closes.clear()
         self._implied_var.clear()
         self._skews.clear()
         self._last_ts = None
         self._last_chain_ns = None
+        self._fresh_chain = False
         self._chains_seen = self._synthetic = 0
-        tail = history.iloc[-(self.vrp_window + 1) :]
-        for ts, close, vix in zip(tail.index, tail["close"], tail["vix"], strict=True):
-            self._on_bar(pd.Timestamp(ts), float(close), float(vix) if np.isfinite(vix) else None)
-        params: dict[str, float] = {"vrp_ratio": self.vrp_ratio}
-        if self._ukf is not None:
-            params.update(
-                dict(zip(("level", "skew", "curvature"), map(float, self._ukf.x), strict=True))
-            )
-        message = "" if self._ukf is not None else "no VIX or chain in the history"
-        return FitResult(self.name, params, nobs=len(self._closes), message=message)
 
     def update(self, bar: Bar) -> None:
         if self._last_ts is not None and bar.ts <= self._last_ts:

@@ -61,8 +61,16 @@ class EKPFModel:
         self._last_close = float("nan")
         self._last_ts: pd.Timestamp | None = None
         self._steps = 0
+        self._start: np.ndarray | None = None  # last QML estimate, for warm starts
 
     def fit(self, history: pd.DataFrame) -> FitResult:
+        """Estimate (μ_y, μ, φ, σ) by QML, then filter.
+
+        A refit on a history that extends the one already filtered re-estimates from the
+        last estimates (warm start), hands the new parameters to the running filter and
+        steps it through the new bars; any other history starts the filter afresh on the
+        last ``burn_in`` returns.
+        """
         from rust_filters import EKPF
 
         close = history["close"].to_numpy(float)
@@ -70,21 +78,38 @@ class EKPFModel:
             raise ValueError(f"need at least 300 bars of history, got {len(close)}")
         y = 100.0 * np.diff(np.log(close))[-self.window :]
         mean = float(y.mean())
-        params, converged, message = _qml_sv(y - mean)
-        self.params = {"mu_y": mean, **params}
-        pf = EKPF(
-            self.n_particles, mu=params["mu"], phi=params["phi"], sigma=params["sigma"],
-            seed=self.seed, threads=self.threads,
-        )  # fmt: skip
-        pf.filter(y[-self.burn_in :] - mean)
-        self._pf = pf
+        continuing = self._continues(history)
+        params, converged, message = _qml_sv(y - mean, self._start if continuing else None)
+        self._start = np.array([params["intercept"], params["phi"], params["sigma"] ** 2])
+        new = history.loc[history.index > self._last_ts] if continuing else None
+        self.params = {"mu_y": mean, "mu": params["mu"], "phi": params["phi"],
+                       "sigma": params["sigma"]}  # fmt: skip
+        if continuing and new is not None and self._pf is not None:
+            pf = self._pf
+            pf.set_params(mu=params["mu"], phi=params["phi"], sigma=params["sigma"])
+            for ts, c in zip(new.index, new["close"], strict=True):
+                pf.step(100.0 * math.log(float(c) / self._last_close) - mean)
+                self._last_close, self._last_ts = float(c), pd.Timestamp(ts)
+                self._steps += 1
+        else:
+            pf = EKPF(
+                self.n_particles, mu=params["mu"], phi=params["phi"], sigma=params["sigma"],
+                seed=self.seed, threads=self.threads,
+            )  # fmt: skip
+            pf.filter(y[-self.burn_in :] - mean)
+            self._pf = pf
+            self._steps = 0
         self._last_close = float(close[-1])
         self._last_ts = pd.Timestamp(history.index[-1])
-        self._steps = 0
         return FitResult(
             self.name, dict(self.params), loglik=float(pf.loglik), converged=converged,
             message=message, nobs=len(y),
         )  # fmt: skip
+
+    def _continues(self, history: pd.DataFrame) -> bool:
+        if self._pf is None or self._last_ts is None or self._last_ts not in history.index:
+            return False
+        return bool(history.loc[self._last_ts, "close"] == self._last_close)
 
     def update(self, bar: Bar) -> None:
         pf = self._require()
@@ -126,7 +151,7 @@ class EKPFModel:
         return self._pf
 
 
-def _qml_sv(y: np.ndarray) -> tuple[dict[str, float], bool, str]:
+def _qml_sv(y: np.ndarray, start: np.ndarray | None = None) -> tuple[dict[str, float], bool, str]:
     """Harvey–Ruiz–Shephard QML estimates of (μ, φ, σ) for demeaned percent returns."""
     from statsmodels.tsa.statespace.sarimax import SARIMAX
 
@@ -135,15 +160,13 @@ def _qml_sv(y: np.ndarray) -> tuple[dict[str, float], bool, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with model.fix_params({"var.measurement_error": _LOG_CHI2_VAR}):
-            res = model.fit(disp=False)
+            res = model.fit(start_params=start, disp=False)
     names = list(res.model.param_names)
     p = dict(zip(names, np.asarray(res.params, dtype=float), strict=True))
     phi = float(np.clip(p["ar.L1"], -0.999, 0.999))
     mu = float(p["intercept"] / (1.0 - phi))
     sigma = float(math.sqrt(max(p["sigma2"], 1e-6)))
     converged = bool(res.mle_retvals.get("converged", True)) if res.mle_retvals else True
-    return (
-        {"mu": mu, "phi": phi, "sigma": sigma},
-        converged,
-        "" if converged else "QML fit did not converge",
-    )
+    message = "" if converged else "QML fit did not converge"
+    out = {"mu": mu, "phi": phi, "sigma": sigma, "intercept": float(p["intercept"])}
+    return out, converged, message

@@ -189,6 +189,7 @@ class ModelEnsemble:
         self._highs.append(bar.high)
         if bar.vix is not None and math.isfinite(bar.vix):
             self._vix = bar.vix
+        self._refresh_option_signals()
         self._cache.clear()
         self._resolve()
         self._record_origin()
@@ -206,6 +207,10 @@ class ModelEnsemble:
         parts = self._member_ranges(steps, conf)
         return self._combine(steps, conf, parts, calibrate=True)
 
+    def forecast_parts(self, steps: int, confidence: float | None = None) -> dict[str, PriceRange]:
+        """Each member's range at this origin (as used by the combination)."""
+        return {n: p.range for n, p in self.forecast_detail(steps, confidence).parts.items()}
+
     def set_option_signals(self, signals: OptionSignals) -> None:
         self._options = signals
         self._cache.clear()
@@ -220,10 +225,21 @@ class ModelEnsemble:
                 update(chain)
             except Exception as exc:
                 self._member_failures[name] = f"chain update failed: {exc}"
-        signals = getattr(self.members.get("delta_ukf"), "option_signals", None)
-        if callable(signals):
-            self._options = signals()
+        self._refresh_option_signals()
         self._cache.clear()
+
+    def _refresh_option_signals(self) -> None:
+        """Cross-feed: the Delta UKF's smile sets the option factors and the jump size."""
+        delta = self.members.get("delta_ukf")
+        signals = getattr(delta, "option_signals", None)
+        if not callable(signals) or "delta_ukf" in self._member_failures:
+            self._options = OptionSignals()
+            return
+        self._options = signals()
+        jumps = self.members.get("jump_diffusion_vix")
+        set_skew = getattr(jumps, "set_skew_z", None)
+        if callable(set_skew):
+            set_skew(self._options.skew_z)
 
     # -- refits off the event loop ----------------------------------------------------
 

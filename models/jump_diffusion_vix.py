@@ -12,7 +12,8 @@ returns beyond ``jump_threshold`` conditional standard deviations are jumps; ``�
 their frequency and ``μ_J``, ``σ_J`` their mean and standard deviation (with a prior of a
 few pseudo-jumps so a quiet history does not give ``λ = 0``). The Delta UKF's put skew,
 when given (:meth:`set_skew_z`), shifts ``μ_J`` down by ``skew_shift · σ_J`` per unit of
-skew z-score: a richer put wing prices larger crashes.
+skew z-score (positive z only), with the drift of the unshifted jumps kept: a richer put
+wing prices larger crashes.
 
 Paths are simulated by ``rust_filters.simulate_merton`` with within-day Brownian-bridge
 extremes, which also returns the joint path range at the confidence.
@@ -61,6 +62,7 @@ class JumpDiffusionVIX:
         self._history: pd.DataFrame | None = None
         self._features: HarFeatures | None = None
         self._skew_z = 0.0
+        self._bars = 0
 
     # -- verbs ------------------------------------------------------------------------
 
@@ -80,6 +82,7 @@ class JumpDiffusionVIX:
         self._fits = fits
         self._history = history.copy()
         self._features = features
+        self._bars = len(history)  # seeds each origin's simulation differently
         params = {"lambda": self.lam, "mu_j": self.mu_j, "sigma_j": self.sigma_j}
         for (h, v), f in fits.items():
             for name, c in zip(_coef_names(v), f.coef, strict=True):
@@ -99,6 +102,7 @@ class JumpDiffusionVIX:
         # Only the last 22 rows feed the regressors: keep a short tail, not all history.
         self._history = pd.concat([self._history.iloc[-40:], row])
         self._features = HarFeatures.from_history(self._history)
+        self._bars += 1
 
     def set_skew_z(self, skew_z: float | None) -> None:
         """Cross-feed from the Delta UKF: the put skew's z-score (None: no chain)."""
@@ -120,10 +124,15 @@ class JumpDiffusionVIX:
         jump_var = self.lam * (self.mu_j**2 + self.sigma_j**2)
         diffusion = math.sqrt(max(variance - jump_var, 0.5 * variance))
         mu_j = self.mu_j - self.skew_shift * max(self._skew_z, 0.0) * self.sigma_j
+        # Keep the drift of the unshifted jumps: the skew adds crash risk, it does not
+        # buy it back with a higher drift (which the compensator −λκ would do).
+        kappa = math.exp(self.mu_j + self.sigma_j**2 / 2) - 1
+        kappa_shifted = math.exp(mu_j + self.sigma_j**2 / 2) - 1
+        drift = self.lam * (kappa_shifted - kappa)
         alpha = 1.0 - confidence
         sim = simulate_merton(
-            anchor, 0.0, diffusion, self.lam, mu_j, self.sigma_j, self.n_paths, steps,
-            dt=1.0, levels=[alpha / 2, 0.5, 1 - alpha / 2], seed=self.seed + i,
+            anchor, drift, diffusion, self.lam, mu_j, self.sigma_j, self.n_paths, steps,
+            dt=1.0, levels=[alpha / 2, 0.5, 1 - alpha / 2], seed=self.seed + self._bars,
             threads=self.threads, bridge=True, path_confidence=confidence,
         )  # fmt: skip
         low, center, high = (float(v) for v in sim.terminal)

@@ -18,8 +18,9 @@ overnight return, which is several times more efficient than the squared return 
 The forecast is ``exp(fitted) · mean(exp(residuals))``: Duan's (1983, "Smearing
 estimate: a nonparametric retransformation method", JASA 78(383)) retransformation of a
 log-scale mean, which unlike ``exp(s²/2)`` does not assume normal residuals (at h = 1 the
-residual is close to a log χ²₁, far from normal). Without the VIX (not yet known, or missing) the same regression without ``b1`` is
-used, and the caller reports the forecast as degraded.
+residual is close to a log χ²₁, far from normal). Without the VIX (not yet known, or
+missing) the same regression without ``b1`` is used, and the caller reports the forecast
+as degraded.
 """
 
 from __future__ import annotations

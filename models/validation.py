@@ -107,9 +107,10 @@ def _check_horizons(horizons: Iterable[int]) -> tuple[int, ...]:
 
 @dataclass
 class _Origin:
-    """What one model said at one origin, per horizon."""
+    """What one model said at one origin, per horizon (and its members', if it has any)."""
 
     ranges: dict[int, PriceRange]
+    parts: dict[int, Mapping[str, PriceRange]] = field(default_factory=dict)
 
 
 def _run_model(
@@ -159,11 +160,16 @@ def _run_model(
                 on_origin()
             continue
         ranges: dict[int, PriceRange] = {}
+        parts: dict[int, Mapping[str, PriceRange]] = {}
+        member_ranges = getattr(model, "forecast_parts", None)
         for h in horizons:
             if t + h >= len(history):
                 continue
             try:
                 rng = model.forecast(h, confidence)
+                if member_ranges is not None:
+                    # An ensemble's members, scored from the same run (no second pass).
+                    parts[h] = member_ranges(h, confidence)
             except Exception as exc:
                 rng = PriceRange.failure(
                     name, h, confidence, anchor, f"forecast failed: {type(exc).__name__}: {exc}"
@@ -171,7 +177,7 @@ def _run_model(
             if error and rng.status.state is not Status.FAILED:
                 rng = _with_reason(rng, error)
             ranges[h] = rng
-        out.append(_Origin(ranges))
+        out.append(_Origin(ranges, parts))
         if on_origin:
             on_origin()
     return out
@@ -260,7 +266,9 @@ def walk_forward(
 ) -> ValidationResult:
     """Run every method over the window's origins and score them (QUALITY-PROTOCOL §2, §4).
 
-    ``methods`` maps a display name to a factory that makes a fresh model.
+    ``methods`` maps a display name to a factory that makes a fresh model. A model with a
+    ``forecast_parts(steps, confidence) -> {member: PriceRange}`` method (the ensemble)
+    also has each member scored, under the member's name, from the same run.
     """
     _check_history(history)
     hs = _check_horizons(horizons)
@@ -292,10 +300,17 @@ def walk_forward(
             factory, history, positions.tolist(), hs, confidence, refit_every, tick
         )
         elapsed[name] = time.perf_counter() - began
-        forecasts[name] = {h: _forecast_frame(results, history, positions, h) for h in hs}
-        failures[name] = sum(
-            int((f["status"] == Status.FAILED.value).sum()) for f in forecasts[name].values()
-        )
+        members = sorted({m for r in results for p in r.parts.values() for m in p})
+        runs = {name: results}
+        for member in members:
+            runs[member] = [
+                _Origin({h: p[member] for h, p in r.parts.items() if member in p}) for r in results
+            ]
+        for label, run in runs.items():
+            forecasts[label] = {h: _forecast_frame(run, history, positions, h) for h in hs}
+            failures[label] = sum(
+                int((f["status"] == Status.FAILED.value).sum()) for f in forecasts[label].values()
+            )
 
     alpha = 1.0 - confidence
     scores = {
