@@ -147,7 +147,7 @@ class ForecastConfig:
 @dataclass(frozen=True)
 class CalibrationConfig:
     """Online calibration of each tail (:mod:`models.calibration`): a tail's log scale
-    factor moves by ``gamma/h · (1{breach} − tail)`` per resolved forecast at horizon h.
+    factor moves by ``gamma/√h · (1{breach} − tail)`` per resolved forecast at horizon h.
     ``gamma`` was chosen on 2010–2013 data (0.02 against 0.0001 / 0.05 / 0.1)."""
 
     enabled: bool = True
