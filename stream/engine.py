@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 DLQ_PAYLOAD_LIMIT = 10_240  # bytes of the original payload kept in a dead letter
 STATE_VERSION = 1
+YIELD_EVERY = 64  # records processed between two yields to the event loop
 _Item = tuple[InRecord, Any]  # (record, parsed event or BadMessageError)
 
 
@@ -179,6 +180,7 @@ class Engine:
             asyncio.Queue(maxsize=2)
         )
         self._stop = asyncio.Event()
+        self._aborted = False
         self._tasks: list[asyncio.Task[None]] = []
         self._next_checkpoint = 0.0
         self.running = False
@@ -225,6 +227,7 @@ class Engine:
 
     def abort(self) -> None:
         """Abrupt stop (a crash, for tests): cancel everything, commit nothing more."""
+        self._aborted = True
         for task in self._tasks:
             task.cancel()
 
@@ -283,7 +286,14 @@ class Engine:
             self._last_ts[tp] = ts
             aligner.push(tp, ts, record.offset, (record, item))
         caught = self._caught
-        for tp, offset, (record, item) in aligner.release(lambda p: caught.get(p, False)):
+        released = aligner.release(lambda p: caught.get(p, False))
+        for n, (tp, offset, (record, item)) in enumerate(released, 1):
+            if self._aborted:
+                raise asyncio.CancelledError("engine aborted")
+            if n % YIELD_EVERY == 0:
+                # The embedded sink never suspends: yield so that WebSocket writers, the
+                # commit task and timers run during a long batch.
+                await asyncio.sleep(0)
             self.clock.advance(self._last_ts_of(item))
             await self._apply(record, item)
             self._next[tp] = offset + 1

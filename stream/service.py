@@ -82,6 +82,7 @@ class StreamService:
         input_complete: Callable[[], bool] | None = None,
         websocket: bool | None = None,
         commit_interval: float = 0.5,
+        batch_size: int = 2000,
         on_range: Callable[[str, int, bytes], None] | None = None,
     ) -> None:
         self.config = config
@@ -99,6 +100,7 @@ class StreamService:
         self.input_complete = input_complete
         self.websocket_enabled = config.websocket.enabled if websocket is None else websocket
         self.commit_interval = commit_interval
+        self.batch_size = batch_size
         self.on_range = on_range
         self.topics = EngineTopics.from_config(config)
         self.source: EventSource | None = None
@@ -162,7 +164,8 @@ class StreamService:
             self.config, self.source, self.sink, ensembles,
             clock=self.clock, executor=self.executor, websocket=self.websocket,
             restore=restore, input_complete=self.input_complete,
-            commit_interval=self.commit_interval, on_range=self.on_range,
+            commit_interval=self.commit_interval, batch_size=self.batch_size,
+            on_range=self.on_range,
         )  # fmt: skip
         if self._stop_requested:
             self.engine.request_stop()
