@@ -50,6 +50,12 @@ def make_executor(kind: ExecutorKind = "process", workers: int = 1) -> Executor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
+def ready() -> bool:
+    """A no-op task: submitting it at start-up starts the pool's worker (which blocks the
+    caller while the worker process boots) before the stream runs, not during it."""
+    return True
+
+
 def fit_pickled(payload: bytes) -> bytes:
     """Executor entry point: unpickle (members, history), fit each, pickle the outcome.
 

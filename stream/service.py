@@ -37,6 +37,7 @@ from models.ensemble import ModelEnsemble
 from stream.clock import Clock, WallClock
 from stream.engine import Engine, EngineTopics
 from stream.refit import ExecutorKind, make_executor
+from stream.refit import ready as refit_ready
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,8 @@ class StreamService:
             self._own_executor = True
         else:
             self.executor = self._executor_spec
+        if self.executor is not None:
+            await asyncio.get_running_loop().run_in_executor(self.executor, refit_ready)
 
         if self.websocket_enabled:
             ws = self.config.websocket
@@ -206,8 +209,11 @@ class StreamService:
                 await part.stop()
         self._started.clear()
         if self.executor is not None and self._own_executor:
-            self.executor.shutdown(wait=True, cancel_futures=True)
-            self.executor = None
+            # Waiting for a refit still running must not block the event loop.
+            executor, self.executor = self.executor, None
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: executor.shutdown(wait=True, cancel_futures=True)
+            )
 
 
 async def run_until_signal(service: StreamService) -> None:
