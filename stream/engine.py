@@ -172,6 +172,7 @@ class Engine:
         self._next: dict[TopicPartition, int] = {}  # processed position (next offset)
         self._last_ts: dict[TopicPartition, int] = {}
         self._aligner: EventTimeAligner[_Item] | None = None
+        self._aligned: set[TopicPartition] = set()
         self._caught: dict[TopicPartition, bool] = {}
         self._batches: asyncio.Queue[tuple[list[InRecord], dict[TopicPartition, bool]]] = (
             asyncio.Queue(maxsize=8)
@@ -264,7 +265,7 @@ class Engine:
 
     async def _process_batch(self, records: Sequence[InRecord]) -> None:
         aligner = self._aligner
-        if aligner is None or any(r.tp not in self._caught for r in records):
+        if aligner is None or self._aligned != set(self._caught) | {r.tp for r in records}:
             aligner = self._new_aligner()
         kinds, max_bytes = self._kinds, self.config.stream.max_message_bytes
         for record in records:
@@ -302,6 +303,7 @@ class Engine:
         """(Re)build the aligner when the assignment changes, keeping buffered records."""
         old = self._aligner
         assigned = set(self._caught) | set(self.source.assignment())
+        self._aligned = assigned
         rank = {t: i for i, t in enumerate(self.topics.inputs)}
         order = sorted(assigned, key=lambda tp: (rank.get(tp.topic, 99), tp.topic, tp.partition))
         new: EventTimeAligner[_Item] = EventTimeAligner(order)

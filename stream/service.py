@@ -261,8 +261,7 @@ async def read_state_kafka(bootstrap: str, topic: str) -> dict[str, dict[str, An
         await consumer.stop()
         raise BrokerUnavailableError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [KafkaTP(topic, p) for p in sorted(parts)]
+        tps = [KafkaTP(topic, p) for p in await _partitions(bootstrap, topic)]
         if not tps:
             return {}
         consumer.assign(tps)
@@ -275,7 +274,34 @@ async def read_state_kafka(bootstrap: str, topic: str) -> dict[str, dict[str, An
                 values.extend(r.value for r in records)
         return latest_states(values)
     finally:
+        await _stop_quietly(consumer)
+
+
+async def _partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partition numbers of ``topic`` (none if it does not exist), asked of the broker:
+    a consumer's cached metadata may not know a topic created a moment ago."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(
+        p["partition"] for t in described if t.get("error_code") == 0 for p in t["partitions"]
+    )
+
+
+async def _stop_quietly(consumer: Any) -> None:
+    """``AIOKafkaConsumer.stop`` of a consumer without a group can re-raise the
+    cancellation of its own internal task; only a cancellation of ours may propagate."""
+    try:
         await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
 
 
 async def ensure_topics(bootstrap: str, topics: EngineTopics) -> None:
