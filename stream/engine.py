@@ -203,7 +203,15 @@ class Engine:
         self._tasks = [consume, process, commit]
         try:
             await process  # ends on stop or idle end of input; raises on a failure
+            # Stop the consumer. asyncio.wait_for (3.11) can swallow a cancellation that
+            # races with its timeout, so the loop also checks the stop flag, and the queue
+            # is emptied so a pending put returns (those batches are uncommitted anyway).
+            self._stop.set()
             consume.cancel()
+            while not consume.done():
+                while not self._batches.empty():
+                    self._batches.get_nowait()
+                await asyncio.sleep(0.01)
             with contextlib.suppress(asyncio.CancelledError):
                 await consume
             await self._checkpoints.put(self._checkpoint())
@@ -237,6 +245,8 @@ class Engine:
     async def _consume(self) -> None:
         while not self._stop.is_set():
             records = await self.source.getmany(timeout_ms=100, max_records=self.batch_size)
+            if self._stop.is_set():
+                return
             caught = {tp: self.source.caught_up(tp) for tp in self.source.assignment()}
             await self._batches.put((records, caught))
 
