@@ -1,0 +1,221 @@
+"""``markov run``, ``markov replay`` and ``markov record`` (registered by :mod:`stream.cli`).
+
+markov run                               the bundled feed through the embedded bus at
+                                         full speed, WebSocket feed on localhost, a
+                                         live summary, then a final report
+markov run --config config/production.yaml   the Kafka service, until SIGINT/SIGTERM
+markov replay FILE --to embedded|kafka [--speed max|1|N]
+markov record --out FILE [--max-events N] [--idle-seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from config import ConfigLoader
+from config.schema import MarkovConfig
+from connectors.embedded_bus import EmbeddedBus
+from connectors.kafka_transport import BrokerUnavailableError, KafkaSink
+from stream.clock import EventClock, WallClock
+from stream.feeds import BUNDLED_FEED
+from stream.record import record_kafka
+from stream.replay import BusTarget, SinkTarget, load_into_bus, parse_speed, replay
+from stream.service import StreamService, run_until_signal
+from stream.symbol_state import EXCHANGE_TZ
+
+
+def register(sub: Any) -> None:
+    run = sub.add_parser("run", help="run the streaming service")
+    _common(run)
+    run.add_argument("--feed", help="recorded feed for embedded mode (default: the bundled one)")
+    run.set_defaults(handler=cmd_run)
+
+    rep = sub.add_parser("replay", help="play a recorded feed into the pipeline or onto Kafka")
+    _common(rep)
+    rep.add_argument("file", help="recorded feed (JSON Lines, .gz optional)")
+    rep.add_argument("--to", choices=("embedded", "kafka"), default="embedded")
+    rep.add_argument("--speed", default="max", help="max (default), 1 = as recorded, N = N x")
+    rep.set_defaults(handler=cmd_replay)
+
+    rec = sub.add_parser("record", help="record the Kafka input topics to a feed file")
+    _common(rec)
+    rec.add_argument("--out", required=True, help="output file (.jsonl, or .jsonl.gz)")
+    rec.add_argument("--max-events", type=int, default=None)
+    rec.add_argument("--idle-seconds", type=float, default=5.0)
+    rec.set_defaults(handler=cmd_record)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config (default: the shipped default.yaml)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no live summary")
+
+
+def _config(args: argparse.Namespace) -> MarkovConfig:
+    # aiokafka logs each failed connection attempt; the command says it once, in one line.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    config = ConfigLoader.load(args.config) if args.config else ConfigLoader.default()
+    return ConfigLoader.with_overrides(config, args.set) if args.set else config
+
+
+def _user_error(message: str) -> Exception:
+    from stream.cli import UserError
+
+    return UserError(message)
+
+
+# -- run ---------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if config.stream.mode == "kafka" and args.feed is None:
+        service = StreamService(config, clock=WallClock())
+        asyncio.run(_serve(service, args.quiet))
+        _report(service, sys.stdout)
+        return 0
+    feed = Path(args.feed or config.replay.feed or BUNDLED_FEED)
+    return _embedded(config, feed, 0.0, args.quiet)
+
+
+async def _serve(service: StreamService, quiet: bool) -> None:
+    summary = None if quiet else asyncio.create_task(_summary(service))
+    try:
+        await run_until_signal(service)
+    except BrokerUnavailableError:
+        raise
+    except OSError as exc:  # e.g. the WebSocket port is taken
+        raise _user_error(f"cannot start: {exc}") from None
+    finally:
+        if summary is not None:
+            summary.cancel()
+
+
+def _embedded(config: MarkovConfig, feed: Path, speed: float, quiet: bool) -> int:
+    if not feed.exists():
+        raise _user_error(f"feed file not found: {feed}")
+    config = ConfigLoader.with_overrides(config, ["stream.mode=embedded"])
+    first = _first_ts(feed)
+    day = dt.datetime.fromtimestamp(first / 1e9, EXCHANGE_TZ).date()
+    bus = EmbeddedBus()
+    done = asyncio.Event()
+    service = StreamService(
+        config, bus=bus, clock=EventClock(), history_end=day - dt.timedelta(days=1),
+        input_complete=done.is_set,
+    )  # fmt: skip
+
+    async def main() -> None:
+        if speed == 0:
+            load_into_bus(bus, feed, config)
+            done.set()
+            await _serve(service, quiet)
+            return
+        serving = asyncio.create_task(_serve(service, quiet))
+        while service.engine is None and not serving.done():
+            await asyncio.sleep(0.05)
+        await replay(feed, BusTarget(bus), config, speed=speed)
+        done.set()
+        await serving
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    _report(service, sys.stdout, time.perf_counter() - started)
+    return 0
+
+
+def _first_ts(feed: Path) -> int:
+    from connectors.feed_file import FeedFormatError, read_feed
+
+    try:
+        for record in read_feed(feed):
+            return record.ts
+    except FeedFormatError as exc:
+        raise _user_error(str(exc)) from None
+    raise _user_error(f"feed {feed} has no events")
+
+
+async def _summary(service: StreamService, out: TextIO = sys.stderr) -> None:
+    tty = out.isatty()
+    while True:
+        await asyncio.sleep(0.5 if tty else 5.0)
+        engine = service.engine
+        if engine is None:
+            continue
+        s = engine.stats
+        ws = service.websocket
+        line = (
+            f"events {s.total_events:,}  ranges {s.ranges:,}  dead letters "
+            f"{s.total_dead_letters:,}  bars {s.bars}  refits {s.refits_installed}"
+            + (f"  ws clients {ws.client_count}" if ws is not None else "")
+        )
+        print(("\r" + line) if tty else line, end="" if tty else "\n", file=out, flush=True)
+
+
+def _report(service: StreamService, out: TextIO, seconds: float | None = None) -> None:
+    engine = service.engine
+    if engine is None:
+        return
+    s = engine.stats
+    rate = f" in {seconds:.1f} s ({s.total_events / seconds:,.0f} events/s)" if seconds else ""
+    print(file=sys.stderr)
+    print(f"events     {s.total_events:,}{rate}", file=out)
+    for topic, n in sorted(s.events.items()):
+        print(f"  {topic:<24} {n:,}", file=out)
+    print(f"ranges     {s.ranges:,} (one per horizon per publication)", file=out)
+    print(f"dead       {s.total_dead_letters:,} {dict(s.dead_letters) or ''}", file=out)
+    print(
+        f"bars       {s.bars}   refits {s.refits_installed} (failed {s.refit_failures})", file=out
+    )
+    cov = engine.stats.coverage()
+    if cov:
+        conf = service.config.forecast.confidence
+        parts = "  ".join(f"h={h}: {hit}/{n} = {hit / n:.0%}" for h, (hit, n) in cov.items())
+        print(f"coverage   {parts}  (nominal {conf:.0%}; so far, few bars)", file=out)
+
+
+# -- replay and record -------------------------------------------------------------------
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    config = _config(args)
+    try:
+        speed = parse_speed(args.speed)
+    except ValueError as exc:
+        raise _user_error(str(exc)) from None
+    feed = Path(args.file)
+    if not feed.exists():
+        raise _user_error(f"feed file not found: {feed}")
+    if args.to == "embedded":
+        return _embedded(config, feed, speed, args.quiet)
+
+    async def to_kafka() -> None:
+        sink = KafkaSink(config.stream.kafka.bootstrap_servers)
+        await sink.start()
+        try:
+            stats = await replay(feed, SinkTarget(sink), config, speed=speed)
+        finally:
+            await sink.stop()
+        print(f"replayed {stats.events:,} events ({stats.malformed} malformed lines dead-lettered)")
+
+    asyncio.run(to_kafka())
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.max_events is not None and args.max_events < 1:
+        raise _user_error(f"--max-events must be >= 1, got {args.max_events}")
+    stats = asyncio.run(
+        record_kafka(config, args.out, max_events=args.max_events, idle_seconds=args.idle_seconds)
+    )
+    print(f"recorded {stats.written:,} events to {args.out} ({stats.skipped} unreadable skipped)")
+    return 0

@@ -1,0 +1,596 @@
+"""The streaming engine: input records in, ranges and dead letters out, at least once.
+
+Tasks (one per concern, connected by bounded queues):
+
+* ``consume`` — ``source.getmany`` → batches (with each partition's caught-up flag as of
+  that fetch) → the process queue; a full queue pauses consumption (backpressure).
+* ``process`` — parse and validate every record, merge the partitions in event-time order
+  (:class:`~stream.alignment.EventTimeAligner`), apply each event: VIX → shared VIX
+  state; option chain → its symbol's ensemble; tick → its symbol's bar and, unless
+  throttled, one range per configured horizon (re-anchored at the tick's price) to the
+  sink and the WebSocket feed. A closed bar updates the ensemble and drives refits.
+  Bad input goes to the dead-letter topic with its reason; the stream goes on.
+* ``commit`` — at every checkpoint (a batch boundary, every ``commit_interval`` seconds)
+  waits until every output produced so far is acknowledged, writes each symbol's state
+  (tagged with the input offsets it reflects) to the state topic, then commits exactly
+  those offsets. A restart restores that state, skips inputs the state already
+  reflects and reprocesses the rest, so a duplicate carries the same ``seq``.
+
+Processing order is the aligner's (event time, then ticks / VIX / options, then offset),
+so a fully present feed gives the same output on every run and transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from config.schema import MarkovConfig
+from connectors.transport import EventSink, EventSource, InRecord, TopicPartition
+from connectors.websocket_feed import WebSocketFeed
+from models.base import Bar
+from models.ensemble import ModelEnsemble
+from stream.alignment import EventTimeAligner
+from stream.clock import Clock
+from stream.delivery import DeliveryTracker
+from stream.messages import BadMessageError, Kind, OptionChain, Tick, VixUpdate, parse
+from stream.ranges import RangeTemplate
+from stream.refit import RefitScheduler
+from stream.symbol_state import NS, OutOfOrderError, SymbolState
+
+log = logging.getLogger(__name__)
+
+DLQ_PAYLOAD_LIMIT = 10_240  # bytes of the original payload kept in a dead letter
+STATE_VERSION = 1
+YIELD_EVERY = 64  # records processed between two yields to the event loop
+_Item = tuple[InRecord, Any]  # (record, parsed event or BadMessageError)
+
+
+@dataclass
+class EngineStats:
+    """Counters for the live summary, the final report and tests."""
+
+    events: Counter[str] = field(default_factory=Counter)  # by topic
+    ranges: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)  # by reason kind
+    skipped_restored: int = 0
+    bars: int = 0
+    refits_started: int = 0
+    refits_installed: int = 0
+    refit_failures: int = 0
+    commits: int = 0
+    unpublishable: int = 0  # ticks whose ensemble had no usable range
+    coverage_hits: Counter[int] = field(default_factory=Counter)  # by horizon
+    coverage_total: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def total_events(self) -> int:
+        return sum(self.events.values())
+
+    @property
+    def total_dead_letters(self) -> int:
+        return sum(self.dead_letters.values())
+
+    def coverage(self) -> dict[int, tuple[int, int]]:
+        return {h: (self.coverage_hits[h], n) for h, n in sorted(self.coverage_total.items())}
+
+
+@dataclass
+class SymbolRuntime:
+    """One symbol: its state, its (fitted) ensemble and the history it was fitted on."""
+
+    state: SymbolState
+    ensemble: ModelEnsemble
+    history: pd.DataFrame
+    refit: RefitScheduler
+    templates: tuple[RangeTemplate, ...] | None = None
+    uses_chains: bool = True
+    # (bar index, horizon, low, high) forecast at each bar close, to score coverage
+    open_forecasts: list[tuple[int, int, float, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EngineTopics:
+    ticks: str
+    vix: str
+    options: str
+    ranges: str
+    dlq: str
+    state: str
+
+    @classmethod
+    def from_config(cls, config: MarkovConfig) -> EngineTopics:
+        t = config.stream.topics
+        return cls(t.ticks, t.vix, t.options, t.ranges, t.dlq, t.state)
+
+    @property
+    def inputs(self) -> tuple[str, str, str]:
+        # Tie order at equal event time: the recorded feeds' order (ticks, VIX, options).
+        return (self.ticks, self.vix, self.options)
+
+
+class Engine:
+    """Runs the pipeline over ``source`` → ``sink`` until stopped (or idle, if asked)."""
+
+    def __init__(
+        self,
+        config: MarkovConfig,
+        source: EventSource,
+        sink: EventSink,
+        ensembles: Mapping[str, tuple[ModelEnsemble, pd.DataFrame]],
+        *,
+        clock: Clock,
+        executor: Executor | None = None,
+        websocket: WebSocketFeed | None = None,
+        restore: Mapping[str, Mapping[str, Any]] | None = None,
+        input_complete: Callable[[], bool] | None = None,
+        commit_interval: float = 0.5,
+        batch_size: int = 2000,
+        on_range: Callable[[str, int, bytes], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.topics = EngineTopics.from_config(config)
+        self._kinds = {
+            self.topics.ticks: Kind.TICK,
+            self.topics.vix: Kind.VIX,
+            self.topics.options: Kind.OPTIONS,
+        }
+        self.source, self.sink = source, sink
+        self.clock = clock
+        self.websocket = websocket
+        self.input_complete = input_complete
+        self.commit_interval = commit_interval
+        self.batch_size = batch_size
+        self.on_range = on_range
+        self.stats = EngineStats()
+        self.tracker = DeliveryTracker()
+        sc = config.stream
+        interval_ns = int(sc.refit_interval_seconds * NS)
+        self.symbols: dict[str, SymbolRuntime] = {}
+        for symbol, (ensemble, history) in ensembles.items():
+            state = SymbolState(symbol, sc.bar_seconds, int(sc.publish_throttle_seconds * NS))
+            self.symbols[symbol] = SymbolRuntime(
+                state, ensemble, history, RefitScheduler(interval_ns, executor),
+                uses_chains=any(hasattr(m, "update_chain") for m in ensemble.members.values()),
+            )  # fmt: skip
+        self.vix: float | None = None
+        self.last_vix_ts = 0
+        self._skip: dict[TopicPartition, int] = {}
+        if restore:
+            self._restore(restore)
+        self._next: dict[TopicPartition, int] = {}  # processed position (next offset)
+        self._last_ts: dict[TopicPartition, int] = {}
+        self._aligner: EventTimeAligner[_Item] | None = None
+        self._aligned: set[TopicPartition] = set()
+        self._caught: dict[TopicPartition, bool] = {}
+        self._batches: asyncio.Queue[tuple[list[InRecord], dict[TopicPartition, bool]]] = (
+            asyncio.Queue(maxsize=8)
+        )
+        self._checkpoints: asyncio.Queue[tuple[dict[TopicPartition, int], list[bytes]] | None] = (
+            asyncio.Queue(maxsize=2)
+        )
+        self._stop = asyncio.Event()
+        self._aborted = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._next_checkpoint = 0.0
+        self.running = False
+        self.error: BaseException | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until :meth:`request_stop`, idle end of input, or a delivery failure.
+
+        The source and sink must be started (the service owns their lifecycle). On a
+        graceful stop the in-flight batches are processed, and the last checkpoint is
+        acknowledged and committed before this returns.
+        """
+        self.running = True
+        consume = asyncio.create_task(self._consume(), name="engine-consume")
+        process = asyncio.create_task(self._process(), name="engine-process")
+        commit = asyncio.create_task(self._commit(), name="engine-commit")
+        self._tasks = [consume, process, commit]
+        try:
+            await process  # ends on stop or idle end of input; raises on a failure
+            # Stop the consumer. asyncio.wait_for (3.11) can swallow a cancellation that
+            # races with its timeout, so the loop also checks the stop flag, and the queue
+            # is emptied so a pending put returns (those batches are uncommitted anyway).
+            self._stop.set()
+            consume.cancel()
+            while not consume.done():
+                while not self._batches.empty():
+                    self._batches.get_nowait()
+                await asyncio.sleep(0.01)
+            with contextlib.suppress(asyncio.CancelledError):
+                await consume
+            await self._checkpoints.put(self._checkpoint())
+            await self._checkpoints.put(None)
+            await commit
+        except BaseException as exc:
+            self.error = exc
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            raise
+        finally:
+            self.running = False
+            for rt in self.symbols.values():
+                rt.refit.cancel()
+
+    def request_stop(self) -> None:
+        """Graceful stop: finish the batches already fetched, checkpoint, commit."""
+        self._stop.set()
+
+    def abort(self) -> None:
+        """Abrupt stop (a crash, for tests): cancel everything, commit nothing more."""
+        self._aborted = True
+        for task in self._tasks:
+            task.cancel()
+
+    # -- consume ----------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while not self._stop.is_set():
+            records = await self.source.getmany(timeout_ms=100, max_records=self.batch_size)
+            if self._stop.is_set():
+                return
+            caught = {tp: self.source.caught_up(tp) for tp in self.source.assignment()}
+            await self._batches.put((records, caught))
+
+    # -- process ----------------------------------------------------------------------
+
+    async def _process(self) -> None:
+        self._next_checkpoint = time.monotonic() + self.commit_interval
+        while True:
+            if self._stop.is_set() and self._batches.empty():
+                return
+            try:
+                records, caught = await asyncio.wait_for(self._batches.get(), 0.2)
+            except TimeoutError:
+                continue
+            self._caught = caught
+            await self._process_batch(records)
+            await self._after_batch()
+            if not records and self._idle_end(caught):
+                return
+
+    def _idle_end(self, caught: Mapping[TopicPartition, bool]) -> bool:
+        if self.input_complete is None or not self.input_complete():
+            return False
+        aligner = self._aligner
+        return bool(caught) and all(caught.values()) and (aligner is None or len(aligner) == 0)
+
+    async def _process_batch(self, records: Sequence[InRecord]) -> None:
+        aligner = self._aligner
+        if aligner is None or self._aligned != set(self._caught) | {r.tp for r in records}:
+            aligner = self._new_aligner()
+        kinds, max_bytes = self._kinds, self.config.stream.max_message_bytes
+        for record in records:
+            tp = record.tp
+            skip_below = self._skip.get(tp)
+            if skip_below is not None and record.offset < skip_below:
+                # Already reflected by the restored state (and its outputs acknowledged).
+                self._next[tp] = record.offset + 1
+                self.tracker.processed(tp, record.offset)
+                self.stats.skipped_restored += 1
+                continue
+            item: Any
+            try:
+                item = parse(kinds[record.topic], record.value, max_bytes=max_bytes)
+                ts = item.ts
+            except BadMessageError as exc:
+                item = exc
+                ts = self._last_ts.get(tp, 0)  # keeps the partition's order for commits
+            self._last_ts[tp] = ts
+            aligner.push(tp, ts, record.offset, (record, item))
+        caught = self._caught
+        released = aligner.release(lambda p: caught.get(p, False))
+        for n, (tp, offset, (record, item)) in enumerate(released, 1):
+            if self._aborted:
+                raise asyncio.CancelledError("engine aborted")
+            if n % YIELD_EVERY == 0:
+                # The embedded sink never suspends: yield so that WebSocket writers, the
+                # commit task and timers run during a long batch.
+                await asyncio.sleep(0)
+            self.clock.advance(self._last_ts_of(item))
+            await self._apply(record, item)
+            self._next[tp] = offset + 1
+
+    def _new_aligner(self) -> EventTimeAligner[_Item]:
+        """(Re)build the aligner when the assignment changes, keeping buffered records."""
+        old = self._aligner
+        assigned = set(self._caught) | set(self.source.assignment())
+        self._aligned = assigned
+        rank = {t: i for i, t in enumerate(self.topics.inputs)}
+        order = sorted(assigned, key=lambda tp: (rank.get(tp.topic, 99), tp.topic, tp.partition))
+        new: EventTimeAligner[_Item] = EventTimeAligner(order)
+        if old is not None:
+            for tp, offset, item in old.drain():
+                new.push(tp, self._last_ts_of(item[1]), offset, item)
+        self._aligner = new
+        return new
+
+    @staticmethod
+    def _last_ts_of(item: Any) -> int:
+        return 0 if isinstance(item, BadMessageError) else int(item.ts)
+
+    async def _apply(self, record: InRecord, event: Any) -> None:
+        topic = record.topic
+        self.stats.events[topic] += 1
+        if isinstance(event, BadMessageError):
+            await self._dead_letter(record, event.reason)
+        elif isinstance(event, Tick):
+            await self._on_tick(record, event)
+        elif isinstance(event, VixUpdate):
+            if event.ts < self.last_vix_ts:
+                await self._dead_letter(
+                    record,
+                    f"VIX update at ts {event.ts} is older than the last ({self.last_vix_ts})",
+                )
+                return
+            self.last_vix_ts = event.ts
+            self.vix = event.value
+            self.tracker.processed(record.tp, record.offset)
+        else:
+            await self._on_chain(record, event)
+
+    async def _on_chain(self, record: InRecord, chain: OptionChain) -> None:
+        rt = self.symbols.get(chain.symbol)
+        if rt is None:
+            await self._dead_letter(record, self._unknown(chain.symbol))
+            return
+        try:
+            rt.state.check_chain(chain.ts)
+        except OutOfOrderError as exc:
+            await self._dead_letter(record, str(exc))
+            return
+        if rt.uses_chains:
+            # Members without ``update_chain`` ignore chains: the forecast is unchanged.
+            rt.ensemble.update_chain(chain)
+            rt.templates = None
+        self.tracker.processed(record.tp, record.offset)
+
+    async def _on_tick(self, record: InRecord, tick: Tick) -> None:
+        rt = self.symbols.get(tick.symbol)
+        if rt is None:
+            await self._dead_letter(record, self._unknown(tick.symbol))
+            return
+        state = rt.state
+        try:
+            state.check_tick(tick.ts)
+        except OutOfOrderError as exc:
+            await self._dead_letter(record, str(exc))
+            return
+        closed = state.on_tick(tick.ts, tick.price, self.vix)
+        if closed is not None:
+            await self._close_bar(rt, closed)
+        if not state.should_publish(tick.ts):
+            self.tracker.processed(record.tp, record.offset)
+            return
+        templates = rt.templates
+        if templates is None:
+            templates = rt.templates = self._templates(rt)
+        if not templates:
+            self.stats.unpublishable += 1
+            self.tracker.processed(record.tp, record.offset)
+            return
+        state.last_publish_ts = tick.ts
+        key = tick.symbol.encode()
+        acks = []
+        ws, on_range, ranges_topic, vix = (
+            self.websocket,
+            self.on_range,
+            self.topics.ranges,
+            self.vix,
+        )
+        for template in templates:
+            seq = state.next_seq()
+            message = template.encode(tick.ts, seq, tick.price, vix)
+            acks.append(await self.sink.send(ranges_topic, key, message))
+            if ws is not None:
+                ws.publish(tick.symbol, seq, message)
+            if on_range is not None:
+                on_range(tick.symbol, seq, message)
+        self.stats.ranges += len(templates)
+        self.tracker.processed(record.tp, record.offset, acks)
+
+    def _templates(self, rt: SymbolRuntime) -> tuple[RangeTemplate, ...]:
+        out = []
+        for h in self.config.forecast.horizons:
+            fc = rt.ensemble.forecast_detail(h)
+            template = RangeTemplate.from_forecast(rt.state.symbol, fc)
+            if not template.usable:
+                return ()
+            out.append(template)
+        return tuple(out)
+
+    async def _close_bar(self, rt: SymbolRuntime, bar: Bar) -> None:
+        """A bar closed: update the models, score coverage, install / start refits."""
+        self.stats.bars += 1
+        index = len(rt.state.bars) - 1
+        self._score_coverage(rt, index, bar)
+        rt.ensemble.update(bar)
+        rt.templates = None
+        refit = rt.refit
+        if refit.in_flight and (self.clock.deterministic or refit.job_done):
+            await self._install_refit(rt)
+        now = self.clock.now_ns()
+        if refit.due(now):
+            self._start_refit(rt, now)
+        for template in self._templates_or_empty(rt):
+            rt.open_forecasts.append((index, template.horizon, template.low, template.high))
+
+    def _templates_or_empty(self, rt: SymbolRuntime) -> tuple[RangeTemplate, ...]:
+        if rt.templates is None:
+            rt.templates = self._templates(rt)
+        return rt.templates
+
+    def _score_coverage(self, rt: SymbolRuntime, index: int, bar: Bar) -> None:
+        keep = []
+        for origin, h, low, high in rt.open_forecasts:
+            if origin + h == index:
+                self.stats.coverage_total[h] += 1
+                self.stats.coverage_hits[h] += int(low <= bar.close <= high)
+            else:
+                keep.append((origin, h, low, high))
+        rt.open_forecasts = keep
+
+    def _start_refit(self, rt: SymbolRuntime, now: int) -> None:
+        members = rt.ensemble.slow_members()
+        bars = rt.state.bars
+        history = rt.history
+        if bars:
+            frame = pd.DataFrame(
+                {
+                    "open": [b.open for b in bars],
+                    "high": [b.high for b in bars],
+                    "low": [b.low for b in bars],
+                    "close": [b.close for b in bars],
+                    "vix": [math.nan if b.vix is None else b.vix for b in bars],
+                },
+                index=pd.DatetimeIndex([b.ts for b in bars], name=history.index.name),
+            )
+            history = pd.concat([history, frame[frame.index > history.index[-1]]])
+        rt.refit.start(now, members, history, len(bars))
+        if members:
+            self.stats.refits_started += 1
+
+    async def _install_refit(self, rt: SymbolRuntime) -> None:
+        outcome = await rt.refit.outcome()
+        if outcome.failures:
+            self.stats.refit_failures += 1
+            log.warning(
+                "refit of %s kept the last good fit for: %s", rt.state.symbol, outcome.failures
+            )
+        if outcome.fitted:
+            rt.ensemble.install_members(outcome.fitted, rt.state.bars[outcome.start_bar :])
+            self.stats.refits_installed += 1
+        rt.templates = None
+
+    async def _after_batch(self) -> None:
+        if not self.clock.deterministic:
+            # Live: refits are timed by the wall clock and installed as soon as they finish.
+            now = self.clock.now_ns()
+            for rt in self.symbols.values():
+                if rt.refit.job_done:
+                    await self._install_refit(rt)
+                if rt.refit.due(now):
+                    self._start_refit(rt, now)
+        if time.monotonic() >= self._next_checkpoint:
+            self._next_checkpoint = time.monotonic() + self.commit_interval
+            await self._checkpoints.put(self._checkpoint())
+
+    def _unknown(self, symbol: str) -> str:
+        return f"unknown symbol {symbol!r}; this service serves {', '.join(self.symbols)}"
+
+    async def _dead_letter(self, record: InRecord, reason: str) -> None:
+        raw = record.value
+        letter = orjson.dumps(
+            {
+                "source": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error": reason,
+                "payload": raw[:DLQ_PAYLOAD_LIMIT].decode("utf-8", errors="replace"),
+                "payload_bytes": len(raw),
+            }
+        )
+        ack = await self.sink.send(self.topics.dlq, record.key, letter)
+        self.tracker.processed(record.tp, record.offset, [ack])
+        self.stats.dead_letters[_reason_kind(reason)] += 1
+
+    # -- checkpoints and commits ------------------------------------------------------
+
+    def _checkpoint(self) -> tuple[dict[TopicPartition, int], list[bytes]]:
+        """The processed position and every symbol's state at it (a batch boundary)."""
+        offsets = dict(self._next)
+        tagged = {f"{tp.topic}/{tp.partition}": n for tp, n in sorted(offsets.items())}
+        states = [
+            orjson.dumps(
+                {
+                    "v": STATE_VERSION,
+                    "symbol": symbol,
+                    "offsets": tagged,
+                    "vix": self.vix,
+                    "last_vix_ts": self.last_vix_ts,
+                    "state": rt.state.snapshot(),
+                }
+            )
+            for symbol, rt in self.symbols.items()
+        ]
+        return offsets, states
+
+    async def _commit(self) -> None:
+        committed: dict[TopicPartition, int] = {}
+        while True:
+            item = await self._checkpoints.get()
+            if item is None:
+                await self.sink.flush()
+                return
+            offsets, states = item
+            # ready() first drops what is already acknowledged (cheap); then wait for the
+            # rest. It raises if an output was not delivered: nothing is committed then.
+            self.tracker.ready()
+            await self.tracker.wait_all()
+            self.tracker.ready()
+            changed = {tp: n for tp, n in offsets.items() if committed.get(tp) != n}
+            if not changed:
+                continue
+            acks = [
+                await self.sink.send(self.topics.state, sym.encode(), data)
+                for sym, data in zip(self.symbols, states, strict=True)
+            ]
+            await asyncio.gather(*acks)
+            await self.source.commit(changed)
+            self.tracker.mark_committed(changed)
+            committed.update(changed)
+            self.stats.commits += 1
+
+    def _restore(self, restore: Mapping[str, Mapping[str, Any]]) -> None:
+        skip: dict[TopicPartition, int] = {}
+        for symbol, data in restore.items():
+            rt = self.symbols.get(symbol)
+            if rt is None or data.get("v") != STATE_VERSION:
+                continue
+            rt.state.restore(dict(data["state"]))
+            last = rt.history.index[-1]
+            for bar in rt.state.bars:
+                if bar.ts > last:
+                    rt.ensemble.update(bar)
+            if data["last_vix_ts"] >= self.last_vix_ts:
+                self.vix, self.last_vix_ts = data["vix"], int(data["last_vix_ts"])
+            for key, n in data["offsets"].items():
+                topic, _, part = key.rpartition("/")
+                tp = TopicPartition(topic, int(part))
+                skip[tp] = min(skip.get(tp, n), n)
+        self._skip = skip
+
+
+def _reason_kind(reason: str) -> str:
+    """A short label for the metrics (the dead letter keeps the full reason)."""
+    if reason.startswith("malformed JSON") or reason.startswith("expected a JSON object"):
+        return "malformed"
+    if reason.startswith("missing field"):
+        return "missing_field"
+    if "exceeds the limit" in reason:
+        return "oversized"
+    if reason.startswith("crossed quote"):
+        return "crossed_quote"
+    if "older than" in reason:
+        return "out_of_order"
+    if reason.startswith("unknown symbol"):
+        return "unknown_symbol"
+    return "invalid_field"

@@ -1,0 +1,165 @@
+"""Per-symbol stream state: event-time ordering, the bar being built, ``seq``, throttling.
+
+Bars are built from ticks in event time. With ``bar_seconds = 86400`` a bar is one
+exchange day: ticks are grouped by their date in America/New_York (so a session never
+straddles two UTC dates); other values cut fixed UTC buckets of ``bar_seconds``. A bar
+closes when the first tick of a later bar arrives: nothing waits on the wall clock, so a
+replay closes the same bars at the same ticks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from models.base import Bar
+
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+NS = 1_000_000_000
+DAY_SECONDS = 86_400
+
+
+class OutOfOrderError(ValueError):
+    """An event older than the last one of its stream (the reason names both times)."""
+
+
+@dataclass
+class _OpenBar:
+    start_ns: int  # bounds of the bar's bucket in event time: [start_ns, end_ns)
+    end_ns: int
+    label: pd.Timestamp
+    open: float
+    high: float
+    low: float
+    close: float
+
+    def close_bar(self, vix: float | None) -> Bar:
+        return Bar(self.label, self.open, self.high, self.low, self.close, vix)
+
+
+def bar_bucket(ts_ns: int, bar_seconds: int) -> tuple[int, int, pd.Timestamp]:
+    """(start_ns, end_ns, label) of the bar that contains ``ts_ns``.
+
+    Daily bars are labelled with the exchange date (tz-naive midnight, like the history
+    index); intraday bars with their UTC start (tz-naive).
+    """
+    if bar_seconds == DAY_SECONDS:
+        local = datetime.fromtimestamp(ts_ns / NS, EXCHANGE_TZ)
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        nxt = (day + timedelta(days=1)).replace(tzinfo=None).replace(tzinfo=EXCHANGE_TZ)
+        start = int(day.timestamp()) * NS
+        end = int(nxt.timestamp()) * NS
+        return start, end, pd.Timestamp(day.date())
+    width = bar_seconds * NS
+    start = ts_ns - ts_ns % width
+    return start, start + width, pd.Timestamp(start, unit="ns")
+
+
+@dataclass
+class SymbolState:
+    """What the engine knows about one symbol besides its models."""
+
+    symbol: str
+    bar_seconds: int = DAY_SECONDS
+    throttle_ns: int = NS
+    seq: int = 0
+    last_tick_ts: int = 0
+    last_chain_ts: int = 0
+    last_publish_ts: int | None = None
+    last_price: float | None = None
+    bars: list[Bar] = field(default_factory=list)  # bars closed since the warm-up history
+    _open: _OpenBar | None = None
+
+    def check_tick(self, ts: int) -> None:
+        if ts < self.last_tick_ts:
+            raise OutOfOrderError(
+                f"tick for {self.symbol} at ts {ts} is older than the symbol's last "
+                f"({self.last_tick_ts})"
+            )
+
+    def check_chain(self, ts: int) -> None:
+        if ts < self.last_chain_ts:
+            raise OutOfOrderError(
+                f"option chain for {self.symbol} at ts {ts} is older than the symbol's last "
+                f"({self.last_chain_ts})"
+            )
+        self.last_chain_ts = ts
+
+    def on_tick(self, ts: int, price: float, vix: float | None) -> Bar | None:
+        """Fold a (checked) tick into the current bar; return the bar it closed, if any.
+
+        ``vix`` is the latest VIX at ``ts``: the closed bar carries the VIX known when it
+        closed, i.e. the VIX close of its day.
+        """
+        self.last_tick_ts = ts
+        self.last_price = price
+        bar = self._open
+        if bar is not None and bar.start_ns <= ts < bar.end_ns:
+            if price > bar.high:
+                bar.high = price
+            elif price < bar.low:
+                bar.low = price
+            bar.close = price
+            return None
+        closed = None
+        if bar is not None:
+            closed = bar.close_bar(vix)
+            self.bars.append(closed)
+        start, end, label = bar_bucket(ts, self.bar_seconds)
+        self._open = _OpenBar(start, end, label, price, price, price, price)
+        return closed
+
+    def should_publish(self, ts: int) -> bool:
+        """Throttle in event time: at most one publication per ``throttle_ns``."""
+        last = self.last_publish_ts
+        return last is None or ts - last >= self.throttle_ns
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    # -- checkpoints ------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain data (JSON-able) from which :meth:`restore` rebuilds this state."""
+        bar = self._open
+        return {
+            "symbol": self.symbol,
+            "seq": self.seq,
+            "last_tick_ts": self.last_tick_ts,
+            "last_chain_ts": self.last_chain_ts,
+            "last_publish_ts": self.last_publish_ts,
+            "last_price": self.last_price,
+            "bars": [_bar_data(b) for b in self.bars],
+            "open_bar": None if bar is None else _open_data(bar),
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        self.seq = int(data["seq"])
+        self.last_tick_ts = int(data["last_tick_ts"])
+        self.last_chain_ts = int(data["last_chain_ts"])
+        self.last_publish_ts = data["last_publish_ts"]
+        self.last_price = data["last_price"]
+        self.bars = [_bar_from(b) for b in data["bars"]]
+        ob = data["open_bar"]
+        self._open = (
+            None
+            if ob is None
+            else _OpenBar(ob[0], ob[1], pd.Timestamp(ob[2]), ob[3], ob[4], ob[5], ob[6])
+        )
+
+
+def _open_data(bar: _OpenBar) -> list[Any]:
+    return [bar.start_ns, bar.end_ns, bar.label.isoformat(), bar.open, bar.high, bar.low, bar.close]
+
+
+def _bar_data(bar: Bar) -> list[Any]:
+    return [bar.ts.isoformat(), bar.open, bar.high, bar.low, bar.close, bar.vix]
+
+
+def _bar_from(data: list[Any]) -> Bar:
+    return Bar(pd.Timestamp(data[0]), data[1], data[2], data[3], data[4], data[5])

@@ -1,0 +1,229 @@
+"""The streaming engine on the embedded bus: publications, order, schema, determinism,
+throttling, dead letters, at-least-once restarts and the WebSocket feed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import orjson
+import pytest
+import websockets
+from test_stream_support import (
+    embedded_service,
+    encoded,
+    expected_publications,
+    feed_days,
+    make_config,
+    run_embedded,
+)
+
+from connectors.embedded_bus import EmbeddedBus
+from connectors.transport import TopicPartition
+from stream.ranges import FIELDS, RangeSchemaError, validate_range
+from stream.symbol_state import SymbolState, bar_bucket
+
+HORIZONS = (1, 5, 10, 21)
+
+
+def check_range_stream(ranges: list[tuple[bytes | None, bytes]], tick_ts: list[int]) -> None:
+    """One message per horizon per expected publication, in order, seq 1.. without gaps."""
+    assert len(ranges) == len(tick_ts) * len(HORIZONS)
+    for i, (key, value) in enumerate(ranges):
+        assert key == b"SPX"
+        msg = validate_range(value)
+        assert msg["seq"] == i + 1
+        assert msg["ts"] == tick_ts[i // len(HORIZONS)]
+        assert msg["horizon"] == HORIZONS[i % len(HORIZONS)]
+
+
+async def test_every_expected_publication_in_order_and_valid() -> None:
+    records = feed_days(3)
+    config = make_config("stream.publish_throttle_seconds=1")
+    bus, service = await run_embedded(config, records)
+    check_range_stream(bus.topic("markov.ranges"), expected_publications(records, 1))
+    stats = service.engine.stats  # type: ignore[union-attr]
+    assert stats.total_events == len(records)
+    assert stats.bars == 2  # three sessions: two bars closed by the next session's first tick
+    assert stats.total_dead_letters == 0
+
+
+async def test_throttle_in_event_time() -> None:
+    records = feed_days(2)
+    config = make_config("stream.publish_throttle_seconds=600")
+    bus, _ = await run_embedded(config, records)
+    expected = expected_publications(records, 600)
+    assert len(expected) < len([r for r in records if r.topic == "markov.ticks"]) / 5
+    check_range_stream(bus.topic("markov.ranges"), expected)
+
+
+async def test_two_replays_are_byte_identical() -> None:
+    records = feed_days(3)
+    config = make_config()
+    first, _ = await run_embedded(config, records)
+    second, _ = await run_embedded(config, records)
+    assert first.topic("markov.ranges") == second.topic("markov.ranges")
+    assert len(first.topic("markov.ranges")) > 1000
+
+
+async def test_bad_input_goes_to_the_dead_letter_topic_with_exact_counts() -> None:
+    records = feed_days(1)
+    config = make_config()
+    good = encoded(config, records)
+    ticks = [(i, v) for i, (t, _, v) in enumerate(good) if t == "markov.ticks"]
+    first_ts = orjson.loads(ticks[0][1])["ts"]
+    mid_ts = orjson.loads(ticks[len(ticks) // 2][1])["ts"]
+    huge = b'{"symbol":"SPX","ts":%d,"price":1.0,"pad":"%s"}' % (mid_ts, b"x" * 1_100_000)
+    bad = [
+        (b"{not json", "malformed"),
+        (b'{"symbol":"SPX","price":2700.0}', "missing_field"),
+        (b'{"symbol":"SPX","ts":%d,"price":NaN}' % mid_ts, "malformed"),
+        (b'{"symbol":"SPX","ts":%d,"price":0}' % mid_ts, "invalid_field"),
+        (b'{"symbol":"SPX","ts":%d,"price":-3.5}' % mid_ts, "invalid_field"),
+        (b'{"symbol":"SPX","ts":%d,"price":2700,"bid":2701,"ask":2700.5}' % mid_ts,
+         "crossed_quote"),
+        (b'{"symbol":"SPX","ts":%d,"price":2700.0}' % first_ts, "out_of_order"),
+        (huge, "oversized"),
+        (b'{"symbol":"QQQ","ts":%d,"price":300.0}' % mid_ts, "unknown_symbol"),
+    ]  # fmt: skip
+    # Insert the bad ticks in the middle of the session, after the tick at mid_ts.
+    at = ticks[len(ticks) // 2][0] + 1
+    stream = good[:at] + [("markov.ticks", b"SPX", v) for v, _ in bad] + good[at:]
+    bus = EmbeddedBus()
+    for topic, key, value in stream:
+        bus.append(topic, key, value)
+    service = embedded_service(config, bus)
+    await service.start()
+    await service.run()
+
+    letters = [orjson.loads(v) for _, v in bus.topic("markov.dlq")]
+    assert len(letters) == len(bad)
+    assert service.engine.stats.dead_letters == Counter(kind for _, kind in bad)  # type: ignore[union-attr]
+    for letter, (raw, _) in zip(letters, bad, strict=True):
+        assert letter["source"] == "markov.ticks"
+        assert letter["error"]
+        assert letter["payload_bytes"] == len(raw)
+        assert letter["payload"] == raw[:10_240].decode()
+    assert "older than" in letters[6]["error"]
+    assert "exceeds the limit" in letters[7]["error"]
+    # The stream went on: every good tick still published.
+    check_range_stream(bus.topic("markov.ranges"), expected_publications(records, 1))
+
+
+async def test_abrupt_stop_then_restart_loses_nothing_and_duplicates_share_seq() -> None:
+    records = feed_days(3)
+    config = make_config()
+    bus = EmbeddedBus()
+    for topic, key, value in encoded(config, records):
+        bus.append(topic, key, value)
+    reference, _ = await run_embedded(config, records)
+    expected = reference.topic("markov.ranges")
+
+    crashed = asyncio.get_running_loop().create_future()
+
+    def crash_midway(symbol: str, seq: int, message: bytes) -> None:
+        if seq == 2000 and not crashed.done():
+            crashed.set_result(None)
+            first.abort()  # consumed and processed, not committed since the last checkpoint
+
+    first = embedded_service(
+        config, bus, commit_interval=0.0, batch_size=300, on_range=crash_midway
+    )
+    await first.start()
+    with pytest.raises(asyncio.CancelledError):
+        await first.run()
+    committed = bus.committed(config.stream.kafka.group_id, TopicPartition("markov.ticks", 0))
+    published_before = len(bus.topic("markov.ranges"))
+    assert 0 < published_before < len(expected)
+    assert 0 < committed < len([r for r in records if r.topic == "markov.ticks"])
+
+    second = embedded_service(config, bus)
+    await second.start()
+    await second.run()
+    restored = second.engine.symbols["SPX"].state  # type: ignore[union-attr]
+    assert restored.bars and restored.bars[0].close > 0  # bars came back from the checkpoint
+
+    seen: dict[int, bytes] = {}
+    duplicates = 0
+    for _, value in bus.topic("markov.ranges"):
+        seq = orjson.loads(value)["seq"]
+        if seq in seen:
+            duplicates += 1
+            assert seen[seq] == value  # a redelivered range is the same message
+        seen[seq] = value
+    assert duplicates > 0  # the crash really left work to redo
+    # Every range of the uninterrupted run is there (none lost), byte for byte.
+    assert [seen[i + 1] for i in range(len(expected))] == [v for _, v in expected]
+    assert len(seen) == len(expected)
+
+
+async def test_websocket_client_receives_the_published_ranges() -> None:
+    records = feed_days(1)
+    config = make_config("websocket.client_queue_size=100000")  # full speed: a deep queue
+    bus = EmbeddedBus()
+    loaded = False
+    service = embedded_service(config, bus, websocket=True, input_complete=lambda: loaded)
+    await service.start()
+    runner = asyncio.create_task(service.run())
+    assert service.websocket is not None
+    received: list[bytes] = []
+    async with websockets.connect(service.websocket.url) as ws:
+        await ws.send(orjson.dumps({"type": "subscribe", "symbols": ["SPX"]}))
+        assert orjson.loads(await ws.recv())["type"] == "subscribed"
+        for topic, key, value in encoded(config, records):
+            bus.append(topic, key, value)
+        loaded = True
+        expected_count = len(expected_publications(records, 1)) * len(HORIZONS)
+        while len(received) < expected_count:
+            msg = await asyncio.wait_for(ws.recv(), 30)
+            raw = msg.encode() if isinstance(msg, str) else msg
+            if orjson.loads(raw)["type"] == "range":
+                received.append(b"{" + raw[len(b'{"type":"range",') :])
+    await runner
+    assert received == [v for _, v in bus.topic("markov.ranges")]
+
+
+def test_daily_bars_follow_the_exchange_date_across_dst() -> None:
+    # 2018-03-09 15:59 EST and 2018-03-12 09:30 EDT: different exchange days.
+    friday = 1520629140 * 10**9
+    monday = 1520861400 * 10**9
+    s1, e1, label1 = bar_bucket(friday, 86_400)
+    s2, e2, label2 = bar_bucket(monday, 86_400)
+    assert str(label1.date()) == "2018-03-09" and str(label2.date()) == "2018-03-12"
+    assert e1 - s1 == e2 - s2 == 24 * 3600 * 10**9
+    assert s2 - s1 == 3 * 24 * 3600 * 10**9 - 3600 * 10**9  # the weekend lost an hour
+    # 2018-03-11 is the spring-forward day: 23 hours long.
+    sunday = 1520776800 * 10**9  # 2018-03-11 10:00 EDT
+    s3, e3, _ = bar_bucket(sunday, 86_400)
+    assert e3 - s3 == 23 * 3600 * 10**9
+    state = SymbolState("SPX")
+    assert state.on_tick(friday, 100.0, 15.0) is None
+    assert state.on_tick(friday + 10**9, 101.0, 15.5) is None
+    bar = state.on_tick(monday, 99.0, 16.0)
+    assert bar is not None and (bar.open, bar.high, bar.low, bar.close) == (
+        100.0,
+        101.0,
+        100.0,
+        101.0,
+    )
+    assert bar.vix == 16.0 and str(bar.ts.date()) == "2018-03-09"
+
+
+def test_schema_validator_rejects_what_the_docstring_forbids() -> None:
+    good = {
+        "v": 1, "symbol": "SPX", "ts": 5, "seq": 1, "horizon": 5, "confidence": 0.9,
+        "low": 99.0, "high": 101.0, "path_low": 98.0, "path_high": 102.0, "center": 100.0,
+        "models": {"m": {"low": 99.0, "high": 101.0, "weight": 1.0, "status": "ok"}},
+        "regime": "normal", "vix": 15.0,
+    }  # fmt: skip
+    assert tuple(validate_range(orjson.dumps(good))) == FIELDS
+    for change in (
+        {"v": 2}, {"seq": 0}, {"low": 102.0}, {"path_low": 99.5}, {"path_high": None},
+        {"regime": "calm"}, {"vix": -1.0}, {"confidence": 1.0},
+        {"models": {"m": {"low": 99.0, "high": 101.0, "weight": -1.0, "status": "ok"}}},
+    ):  # fmt: skip
+        with pytest.raises(RangeSchemaError):
+            validate_range(orjson.dumps({**good, **change}))
+    reordered = {"symbol": "SPX", **{k: v for k, v in good.items() if k != "symbol"}}
+    with pytest.raises(RangeSchemaError):
+        validate_range(orjson.dumps(reordered))

@@ -1,0 +1,97 @@
+"""``markov run`` / ``replay`` / ``record`` through their handlers."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from pathlib import Path
+
+import pytest
+from test_stream_support import feed_days, topic_overrides, write_feed
+
+from connectors.feed_file import read_feed
+from connectors.kafka_broker import LocalKafka
+from connectors.kafka_transport import BrokerUnavailableError
+from stream import cli_stream
+from stream.cli import UserError
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="markov")
+    cli_stream.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def call(argv: list[str]) -> int:
+    args = parse(argv)
+    return int(args.handler(args))
+
+
+FAST = ["--quiet", "--set", "websocket.port=0", "--set", "data.default_days_back=300"]
+
+
+def test_run_embedded_feed_prints_a_final_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = write_feed(tmp_path / "three.jsonl.gz", feed_days(3))
+    assert call(["run", "--feed", str(feed), *FAST]) == 0
+    out = capsys.readouterr().out
+    events = len(feed_days(3))
+    assert f"events     {events:,}" in out
+    assert "ranges" in out and "dead       0" in out and "coverage" in out
+
+
+def test_paced_replay_gives_the_same_report_as_full_speed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = write_feed(tmp_path / "one.jsonl", feed_days(1))
+    assert call(["replay", str(feed), "--to", "embedded", "--speed", "max", *FAST]) == 0
+    full = capsys.readouterr().out
+    assert call(["replay", str(feed), "--to", "embedded", "--speed", "20000", *FAST]) == 0
+    paced = capsys.readouterr().out
+
+    def counts(report: str) -> list[str]:
+        return [line for line in report.splitlines() if not line.startswith("events")]
+
+    assert counts(full) == counts(paced)
+
+
+def test_bad_arguments_are_user_errors(tmp_path: Path) -> None:
+    feed = write_feed(tmp_path / "one.jsonl", feed_days(1)[:10])
+    with pytest.raises(UserError, match="--speed must be 'max' or a number > 0, got 'fast'"):
+        call(["replay", str(feed), "--speed", "fast"])
+    with pytest.raises(UserError, match="feed file not found"):
+        call(["replay", str(tmp_path / "missing.jsonl")])
+    with pytest.raises(SystemExit):
+        parse(["replay", str(feed), "--to", "nowhere"])
+
+
+def test_unreachable_broker_is_one_error() -> None:
+    with pytest.raises(BrokerUnavailableError, match=r"127\.0\.0\.1:1"):
+        call(["run", "--quiet", "--set", "stream.mode=kafka",
+              "--set", "stream.kafka.bootstrap_servers=127.0.0.1:1"])  # fmt: skip
+
+
+@pytest.mark.kafka
+def test_replay_to_kafka_then_record_round_trips(
+    kafka_broker: LocalKafka, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = feed_days(1)
+    feed = write_feed(tmp_path / "in.jsonl.gz", records)
+    prefix = f"r{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topics([f"{prefix}.ticks", f"{prefix}.vix", f"{prefix}.options"])
+    sets: list[str] = []
+    for item in [
+        f"stream.kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+        *topic_overrides(prefix),
+    ]:
+        sets += ["--set", item]
+    assert call(["replay", str(feed), "--to", "kafka", *sets]) == 0
+    assert f"replayed {len(records):,} events" in capsys.readouterr().out
+    out = tmp_path / "recorded.jsonl"
+    assert call(["record", "--out", str(out), "--idle-seconds", "2", *sets]) == 0
+    got = list(read_feed(out))
+    assert len(got) == len(records)
+    for topic in ("markov.ticks", "markov.vix", "markov.options"):
+        want = [(r.key, r.ts, r.payload) for r in records if r.topic == topic]
+        assert [(r.key, r.ts, r.payload) for r in got if r.topic == topic] == want
