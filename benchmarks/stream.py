@@ -138,9 +138,9 @@ async def latency(rate: float, seconds: float, bootstrap: str | None) -> np.ndar
         ts = orjson.loads(message)["ts"]
         got.setdefault(ts, time.perf_counter())
 
+    done = False
     bus = EmbeddedBus() if bootstrap is None else None
     svc = service(cfg, bus=bus, clock=WallClock(), input_complete=lambda: done, on_range=on_range)
-    done = False
     await svc.start()
     runner = asyncio.create_task(svc.run())
     producer: Any = None

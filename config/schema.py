@@ -130,9 +130,7 @@ class ForecastConfig:
 
     horizon: int = field(default=5, metadata=_meta(ge=1, le=252))
     confidence: float = field(default=0.9, metadata=_meta(gt=0.0, lt=1.0))
-    horizons: tuple[int, ...] = field(
-        default=(1, 5, 10, 21), metadata=_meta(min_items=1, ge=1, le=252)
-    )
+    horizons: tuple[int, ...] = field(default=(1, 5), metadata=_meta(min_items=1, ge=1, le=252))
 
     def check(self, path: str) -> None:
         for i in range(1, len(self.horizons)):
@@ -250,7 +248,9 @@ class StreamConfig:
     topics: TopicsConfig = TopicsConfig()
     tickers: tuple[str, ...] = field(default=("SPX",), metadata=_meta(min_items=1, **_TICKER))
     publish_throttle_seconds: float = field(default=1.0, metadata=_meta(ge=0.0))  # 0: every event
-    refit_interval_seconds: float = field(default=86400.0, metadata=_meta(gt=0.0))
+    # Weekly in event time: the slow models are re-estimated about every 5 sessions, as in
+    # the validation protocol; between refits they are updated bar by bar.
+    refit_interval_seconds: float = field(default=604800.0, metadata=_meta(gt=0.0))
     bar_seconds: int = field(default=86400, metadata=_meta(gt=0))  # 86400 = daily bars
     max_message_bytes: int = field(default=1_048_576, metadata=_meta(ge=1024))
 

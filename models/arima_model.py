@@ -92,8 +92,16 @@ class ARIMAModel:
     name = "arima"
 
     def __init__(
-        self, order: tuple[int, int, int] = (1, 0, 1), *, n_paths: int = 5000, seed: int = 0
+        self,
+        order: tuple[int, int, int] = (1, 0, 1),
+        *,
+        n_paths: int = 5000,
+        seed: int = 0,
+        window: int | None = None,
     ) -> None:
+        if window is not None and window < 30:
+            raise ValueError(f"window must be None or >= 30, got {window}")
+        self.window = window  # fit on the last `window` rows (None: all of them)
         if n_paths < 100:
             raise ValueError(f"n_paths must be >= 100, got {n_paths}")
         self.order = check_order(order)
@@ -108,6 +116,8 @@ class ARIMAModel:
     def fit(self, history: pd.DataFrame) -> FitResult:
         """Fit on the returns of ``history['close']``; warm start from the last fit."""
         history = checked_history(history, min_rows=30)
+        if self.window is not None:
+            history = history.iloc[-self.window :]
         returns = log_returns_pct(history["close"].to_numpy(dtype=float))
         res, converged, message = fit_arima(returns, self.order, self._params)
         self._results = res

@@ -128,6 +128,10 @@ class ModelEnsemble:
         self._member_failures: dict[str, str] = {}
         self._pending: list[_Origin] = []
         self._cache: dict[tuple[int, int, float], EnsembleForecast] = {}
+        # Members' ranges at the current origin: a chain snapshot only invalidates the
+        # members that read chains, so ticks between bars cost a recombination, not six
+        # simulations.
+        self._part_cache: dict[tuple[int, int, float], dict[str, PriceRange]] = {}
         self._options = OptionSignals()
         self._fitted = False
         self._last_ts: Any = None
@@ -167,6 +171,7 @@ class ModelEnsemble:
         self._last_ts = history.index[-1]
         self._fitted = True
         self._cache.clear()
+        self._part_cache.clear()
         self._pending = [o for o in self._pending if o.index != len(self._closes) - 1]
         self._record_origin()
         failed = {n: r.message for n, r in results.items() if not r.converged}
@@ -194,6 +199,7 @@ class ModelEnsemble:
             self._vix = bar.vix
         self._refresh_option_signals()
         self._cache.clear()
+        self._part_cache.clear()
         self._resolve()
         self._record_origin()
 
@@ -228,6 +234,8 @@ class ModelEnsemble:
                 update(chain)
             except Exception as exc:
                 self._member_failures[name] = f"chain update failed: {exc}"
+            for parts in self._part_cache.values():
+                parts.pop(name, None)
         self._refresh_option_signals()
         self._cache.clear()
 
@@ -266,6 +274,7 @@ class ModelEnsemble:
             self.members[name] = member
             self._member_failures.pop(name, None)
         self._cache.clear()
+        self._part_cache.clear()
         self._pending = [o for o in self._pending if o.index != len(self._closes) - 1]
         self._record_origin()
 
@@ -290,8 +299,10 @@ class ModelEnsemble:
 
     def _member_ranges(self, steps: int, confidence: float) -> dict[str, PriceRange]:
         anchor = self._closes[-1]
-        out: dict[str, PriceRange] = {}
+        out = self._part_cache.setdefault((len(self._closes), steps, confidence), {})
         for name, member in self.members.items():
+            if name in out:
+                continue
             if name in self._member_failures:
                 out[name] = PriceRange.failure(
                     name, steps, confidence, anchor, self._member_failures[name]
@@ -301,7 +312,7 @@ class ModelEnsemble:
                 out[name] = member.forecast(steps, confidence)
             except Exception as exc:
                 out[name] = PriceRange.failure(name, steps, confidence, anchor, str(exc))
-        return out
+        return {name: out[name] for name in self.members}  # members' order, whatever the cache's
 
     def _weights(self, steps: int, parts: Mapping[str, PriceRange]) -> WeightBreakdown:
         skill = self._tracked.skill.get(steps) or SkillTracker(self.config.weighting.skill_window)

@@ -18,12 +18,13 @@ from test_stream_support import (
     run_embedded,
 )
 
+from config.loader import ConfigLoader
 from connectors.embedded_bus import EmbeddedBus
 from connectors.transport import TopicPartition
 from stream.ranges import FIELDS, RangeSchemaError, validate_range
 from stream.symbol_state import SymbolState, bar_bucket
 
-HORIZONS = (1, 5, 10, 21)
+HORIZONS = ConfigLoader.default().forecast.horizons
 
 
 def check_range_stream(ranges: list[tuple[bytes | None, bytes]], tick_ts: list[int]) -> None:

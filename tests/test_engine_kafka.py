@@ -26,6 +26,7 @@ from test_stream_support import (
     topic_overrides,
 )
 
+from config.loader import ConfigLoader
 from config.schema import MarkovConfig
 from connectors.kafka_broker import LocalKafka
 from connectors.kafka_transport import BrokerUnavailableError, KafkaSink
@@ -34,7 +35,7 @@ from stream.ranges import validate_range
 from stream.service import StreamService
 
 pytestmark = pytest.mark.kafka
-HORIZONS = 4
+HORIZONS = len(ConfigLoader.default().forecast.horizons)
 
 
 def kafka_config(broker: LocalKafka, *extra: str) -> tuple[MarkovConfig, str]:

@@ -19,7 +19,7 @@ from config import ConfigLoader
 from config.schema import MarkovConfig
 from connectors.embedded_bus import EmbeddedBus
 from connectors.feed_file import FeedRecord, FeedWriter, read_feed
-from models.base import FitResult
+from models.base import FitResult, ForecastModel
 from models.baselines import EwmaNormal, VixImpliedNormal
 from models.ensemble import ModelEnsemble
 from stream.clock import Clock, EventClock
@@ -73,7 +73,10 @@ def topic_overrides(prefix: str) -> list[str]:
 
 
 def baselines(config: MarkovConfig, symbol: str) -> ModelEnsemble:
-    members = {"vix_normal": VixImpliedNormal(), "ewma_normal": EwmaNormal()}
+    members: dict[str, ForecastModel] = {
+        "vix_normal": VixImpliedNormal(),
+        "ewma_normal": EwmaNormal(),
+    }
     return ModelEnsemble(
         config, members, base_weights={"vix_normal": 1.0, "ewma_normal": 1.0}, burn_in=100
     )
@@ -102,7 +105,10 @@ class SlowArima(EwmaNormal):
 
 def with_slow_member(seconds: float = 1.0, fail: bool = False) -> Callable[..., ModelEnsemble]:
     def factory(config: MarkovConfig, symbol: str) -> ModelEnsemble:
-        members = {"vix_normal": VixImpliedNormal(), "arima": SlowArima(seconds, fail)}
+        members: dict[str, ForecastModel] = {
+            "vix_normal": VixImpliedNormal(),
+            "arima": SlowArima(seconds, fail),
+        }
         return ModelEnsemble(
             config, members, base_weights={"vix_normal": 1.0, "arima": 1.0}, burn_in=100
         )

@@ -1,0 +1,61 @@
+"""The ``markov`` command line.
+
+    markov forecast --ticker SPX --days 5 [--confidence 0.9] [--json]
+    markov ensemble --config config/production.yaml
+    markov validate --ticker SPX --backtest-days N [--horizons 1,5] [--plot FILE] [--csv FILE]
+    markov run [--config FILE]            the streaming service (embedded feed by default)
+    markov replay FILE --to embedded|kafka [--speed max|1|N]
+    markov record --out FILE [...]
+
+Every user error (bad argument, bad config, missing data, unreachable broker) is one line
+on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from config.errors import ConfigError
+from connectors.data_sources import DataSourceError
+from connectors.kafka_transport import BrokerUnavailableError
+
+Command = Callable[[argparse.Namespace], int]
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class UserError(Exception):
+    """An error whose message is all the user needs (one line, no traceback)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="markov", description="Streaming price-range forecaster (Rust filters + ensemble)."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from stream import cli_models, cli_stream
+
+    cli_models.register(sub)
+    cli_stream.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Command = args.handler
+    try:
+        return handler(args)
+    except (UserError, ConfigError, DataSourceError, BrokerUnavailableError) as exc:
+        print(f"markov {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"markov {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
