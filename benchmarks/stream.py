@@ -13,8 +13,8 @@
   through Kafka.
 * ``--profile``: the top functions of the embedded run by own time (cProfile).
 
-Members: the two pure-Python baselines (VIX-implied and EWMA); 4 horizons, so 4 ranges a
-tick. The machine is shared: run it more than once and read the spread.
+Members: the two pure-Python baselines (VIX-implied and EWMA); the configured horizons (2 by
+default), so one range per horizon a tick. The machine is shared: run it more than once.
 """
 
 from __future__ import annotations
