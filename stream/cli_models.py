@@ -119,9 +119,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
             raise UserError(f"--models: unknown {unknown}; configured members: {names}")
         names = wanted
+    # One run: the ensemble's members are scored from the same walk (forecast_parts).
     methods: dict[str, Any] = {
-        "ensemble": lambda: ModelEnsemble(config, horizons=horizons),
-        **{n: (lambda n=n: build_member(n, config)) for n in names},
+        "ensemble": lambda: ModelEnsemble(
+            config, {n: build_member(n, config) for n in names}, horizons=horizons
+        ),
     }
     bar = _ProgressBar(len(methods))
     result = walk_forward(
