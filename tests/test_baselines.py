@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from connectors.data_sources import load_history
 from models.base import Bar, ForecastModel, Status
 from models.baselines import (
     EwmaNormal,
@@ -22,19 +22,9 @@ from models.scoring import Kind
 from models.validation import walk_forward
 
 
-@lru_cache(maxsize=1)
 def arch_history() -> pd.DataFrame:
     """S&P 500 OHLC 1999–2018 with the VIX close aligned (NaN before 2014-01-03)."""
-    import arch.data.sp500
-    import arch.data.vix
-
-    sp = arch.data.sp500.load()
-    vix = arch.data.vix.load()["vix"]
-    frame = pd.DataFrame(
-        {"open": sp["Open"], "high": sp["High"], "low": sp["Low"], "close": sp["Close"]}
-    )
-    frame["vix"] = vix.reindex(frame.index)
-    return frame
+    return load_history("SPX")
 
 
 def synthetic_history(n: int = 300, seed: int = 0) -> pd.DataFrame:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import math
 import sys
-from functools import lru_cache
 from pathlib import Path
 from types import FrameType
 
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from connectors.data_sources import load_history
 from models.base import Bar, FitResult, PriceRange, Status
 from models.baselines import EwmaNormal, HistoricalVolNormal, VixImpliedNormal
 from models.report import (
@@ -33,19 +33,9 @@ from models.validation import (
 )
 
 
-@lru_cache(maxsize=1)
 def arch_history() -> pd.DataFrame:
     """S&P 500 OHLC 1999–2018 with the VIX close aligned (NaN before 2014-01-03)."""
-    import arch.data.sp500
-    import arch.data.vix
-
-    sp = arch.data.sp500.load()
-    vix = arch.data.vix.load()["vix"]
-    frame = pd.DataFrame(
-        {"open": sp["Open"], "high": sp["High"], "low": sp["Low"], "close": sp["Close"]}
-    )
-    frame["vix"] = vix.reindex(frame.index)
-    return frame
+    return load_history("SPX")
 
 
 # --------------------------------------------------------------------------- toy models
