@@ -26,7 +26,6 @@ import pandas as pd
 from statsmodels.tsa.arima.model import ARIMA
 
 from models.base import Bar, FitResult, ModelStatus, PriceRange
-from models.path_range import simulate_range, to_price_range
 from models.returns import (
     check_bar,
     check_forecast_args,
@@ -34,7 +33,7 @@ from models.returns import (
     log_returns_pct,
     return_pct,
 )
-from models.state_space_paths import simulate_observations
+from models.state_space_paths import state_space_range
 
 
 def check_order(order: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -149,9 +148,7 @@ class ARIMAModel:
         check_forecast_args(steps, confidence)
         if self._results is None:
             return PriceRange.failure(self.name, steps, confidence, math.nan, "not fitted")
-        rng = np.random.default_rng(self.seed)
-        paths, variances = simulate_observations(self._results, steps, self.n_paths, rng)
-        returns = paths[:, :, 0]
-        day_var = np.broadcast_to(variances[:, 0], returns.shape)
-        sim = simulate_range(self._last_close, returns, day_var, confidence, rng)
-        return to_price_range(self.name, steps, confidence, self._last_close, sim, ModelStatus.ok())
+        return state_space_range(
+            self.name, self._results, self._last_close, steps, confidence,
+            n_paths=self.n_paths, seed=self.seed, status=ModelStatus.ok(),
+        )  # fmt: skip

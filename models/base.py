@@ -66,6 +66,19 @@ class Bar:
     close: float
     vix: float | None = None
 
+    @classmethod
+    def from_row(cls, ts: object, row: pd.Series) -> Bar:
+        """The bar of one history row (a NaN or absent ``vix`` becomes None)."""
+        vix = float(row["vix"]) if "vix" in row.index else math.nan
+        return cls(
+            ts=pd.Timestamp(ts),  # type: ignore[arg-type]
+            open=float(row["open"]),
+            high=float(row["high"]),
+            low=float(row["low"]),
+            close=float(row["close"]),
+            vix=vix if math.isfinite(vix) else None,
+        )
+
 
 @dataclass(frozen=True)
 class PriceRange:

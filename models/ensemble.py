@@ -31,7 +31,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from config.schema import MarkovConfig, Regime
@@ -159,7 +158,7 @@ class ModelEnsemble:
             self._fit_members(head)
             self._reset_history(head)
             for ts, row in history.iloc[len(head) :].iterrows():
-                self.update(_bar(ts, row))
+                self.update(Bar.from_row(ts, row))
         results = self._fit_members(history)
         if not warm:
             advancing = self._last_ts is not None and history.index[-1] > self._last_ts
@@ -457,15 +456,3 @@ def _average(
         path_low = mean_log({n: float(parts[n].path_low) for n in with_path}, with_path)  # type: ignore[arg-type]
         path_high = mean_log({n: float(parts[n].path_high) for n in with_path}, with_path)  # type: ignore[arg-type]
     return low, high, path_low, path_high, center
-
-
-def _bar(ts: Any, row: pd.Series) -> Bar:
-    vix = row.get("vix")
-    return Bar(
-        ts=pd.Timestamp(ts),
-        open=float(row["open"]),
-        high=float(row["high"]),
-        low=float(row["low"]),
-        close=float(row["close"]),
-        vix=None if vix is None or not np.isfinite(vix) else float(vix),
-    )

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.base import ModelStatus, PriceRange
+from models.path_range import simulate_range, to_price_range
+
 
 def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
     """A square root ``L`` with ``L Lᵀ = cov`` for a PSD (possibly singular) matrix."""
@@ -69,3 +72,24 @@ def _matrix(value: np.ndarray) -> np.ndarray:
 def _vector(value: np.ndarray) -> np.ndarray:
     arr = np.asarray(value, dtype=float)
     return arr[..., -1] if arr.ndim == 2 else arr
+
+
+def state_space_range(
+    name: str,
+    results: object,
+    anchor: float,
+    steps: int,
+    confidence: float,
+    *,
+    n_paths: int,
+    seed: int,
+    status: ModelStatus,
+) -> PriceRange:
+    """Close interval and joint path range of the first observed series (the return),
+    simulated ``steps`` days ahead from a fitted statsmodels state-space result."""
+    rng = np.random.default_rng(seed)
+    paths, variances = simulate_observations(results, steps, n_paths, rng)
+    returns = paths[:, :, 0]
+    day_var = np.broadcast_to(variances[:, 0], returns.shape)
+    sim = simulate_range(anchor, returns, day_var, confidence, rng)
+    return to_price_range(name, steps, confidence, anchor, sim, status)

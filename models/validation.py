@@ -51,16 +51,7 @@ def information_set(history: pd.DataFrame, t: int) -> pd.DataFrame:
 
 
 def bar_at(history: pd.DataFrame, t: int) -> Bar:
-    row = history.iloc[t]
-    vix = float(row["vix"]) if "vix" in history.columns else math.nan
-    return Bar(
-        ts=pd.Timestamp(history.index[t]),
-        open=float(row["open"]),
-        high=float(row["high"]),
-        low=float(row["low"]),
-        close=float(row["close"]),
-        vix=vix if math.isfinite(vix) else None,
-    )
+    return Bar.from_row(history.index[t], history.iloc[t])
 
 
 def origin_positions(

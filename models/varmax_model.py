@@ -31,7 +31,6 @@ from statsmodels.tsa.statespace.varmax import VARMAX
 
 from models.arima_model import fit_arima, fit_result
 from models.base import Bar, FitResult, ModelStatus, PriceRange
-from models.path_range import simulate_range, to_price_range
 from models.returns import (
     check_bar,
     check_forecast_args,
@@ -40,7 +39,7 @@ from models.returns import (
     return_pct,
     vix_column,
 )
-from models.state_space_paths import simulate_observations
+from models.state_space_paths import state_space_range
 
 
 class VARMAXModel:
@@ -166,9 +165,7 @@ class VARMAXModel:
         check_forecast_args(steps, confidence)
         if self._results is None:
             return PriceRange.failure(self.name, steps, confidence, math.nan, "not fitted")
-        rng = np.random.default_rng(self.seed)
-        paths, variances = simulate_observations(self._results, steps, self.n_paths, rng)
-        returns = paths[:, :, 0]
-        day_var = np.broadcast_to(variances[:, 0], returns.shape)
-        sim = simulate_range(self._last_close, returns, day_var, confidence, rng)
-        return to_price_range(self.name, steps, confidence, self._last_close, sim, self.status)
+        return state_space_range(
+            self.name, self._results, self._last_close, steps, confidence,
+            n_paths=self.n_paths, seed=self.seed, status=self.status,
+        )  # fmt: skip
