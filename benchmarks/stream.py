@@ -91,7 +91,7 @@ async def embedded_throughput(records: list[FeedRecord], profile: bool) -> float
     seconds = time.perf_counter() - start
     if prof:
         text = io.StringIO()
-        pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(12)
+        pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
         print(text.getvalue())
     return len(records) / seconds
 

@@ -27,12 +27,14 @@ import contextlib
 import logging
 import math
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -41,6 +43,7 @@ from connectors.transport import EventSink, EventSource, InRecord, TopicPartitio
 from connectors.websocket_feed import WebSocketFeed
 from models.base import Bar
 from models.ensemble import ModelEnsemble
+from models.tick_filters import SVParams, TickFilters
 from stream.alignment import EventTimeAligner
 from stream.clock import Clock
 from stream.delivery import DeliveryTracker
@@ -52,7 +55,7 @@ from stream.symbol_state import NS, OutOfOrderError, SymbolState
 log = logging.getLogger(__name__)
 
 DLQ_PAYLOAD_LIMIT = 10_240  # bytes of the original payload kept in a dead letter
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the tick filters' state is part of it
 YIELD_EVERY = 64  # records processed between two yields to the event loop
 _Item = tuple[InRecord, Any]  # (record, parsed event or BadMessageError)
 
@@ -94,6 +97,7 @@ class SymbolRuntime:
     ensemble: ModelEnsemble
     history: pd.DataFrame
     refit: RefitScheduler
+    filters: TickFilters  # stepped by every tick
     templates: tuple[RangeTemplate, ...] | None = None
     uses_chains: bool = True
     # (bar index, horizon, low, high) forecast at each bar close, to score coverage
@@ -162,6 +166,7 @@ class Engine:
             state = SymbolState(symbol, sc.bar_seconds, int(sc.publish_throttle_seconds * NS))
             self.symbols[symbol] = SymbolRuntime(
                 state, ensemble, history, RefitScheduler(interval_ns, executor),
+                _tick_filters(symbol, ensemble, history),
                 uses_chains=any(hasattr(m, "update_chain") for m in ensemble.members.values()),
             )  # fmt: skip
         self.vix: float | None = None
@@ -374,6 +379,7 @@ class Engine:
         except OutOfOrderError as exc:
             await self._dead_letter(record, str(exc))
             return
+        rt.filters.update(tick.ts, tick.price)
         closed = state.on_tick(tick.ts, tick.price, self.vix)
         if closed is not None:
             await self._close_bar(rt, closed)
@@ -396,9 +402,10 @@ class Engine:
             self.topics.ranges,
             self.vix,
         )
+        tick_vol = rt.filters.volatility()
         for template in templates:
             seq = state.next_seq()
-            message = template.encode(tick.ts, seq, tick.price, vix)
+            message = template.encode(tick.ts, seq, tick.price, vix, tick_vol)
             acks.append(await self.sink.send(ranges_topic, key, message))
             if ws is not None:
                 ws.publish(tick.symbol, seq, message)
@@ -527,6 +534,7 @@ class Engine:
                     "vix": self.vix,
                     "last_vix_ts": self.last_vix_ts,
                     "state": rt.state.snapshot(),
+                    "filters": rt.filters.snapshot(),
                 }
             )
             for symbol, rt in self.symbols.items()
@@ -566,6 +574,7 @@ class Engine:
             if rt is None or data.get("v") != STATE_VERSION:
                 continue
             rt.state.restore(dict(data["state"]))
+            rt.filters = TickFilters.restore(dict(data["filters"]))
             last = rt.history.index[-1]
             for bar in rt.state.bars:
                 if bar.ts > last:
@@ -577,6 +586,18 @@ class Engine:
                 tp = TopicPartition(topic, int(part))
                 skip[tp] = min(skip.get(tp, n), n)
         self._skip = skip
+
+
+def _tick_filters(symbol: str, ensemble: ModelEnsemble, history: pd.DataFrame) -> TickFilters:
+    """The symbol's tick filters, on the ``ekpf`` member's fitted SV parameters when the
+    ensemble has one (the same model on daily data), else on a prior from the history."""
+    fitted = getattr(ensemble.members.get("ekpf"), "params", None) or {}
+    if {"mu", "phi", "sigma"} <= set(fitted):
+        params = SVParams(float(fitted["mu"]), float(fitted["phi"]), float(fitted["sigma"]))
+    else:
+        close = history["close"].to_numpy(float)
+        params = SVParams.from_returns(100.0 * np.diff(np.log(close[-500:])))
+    return TickFilters(params, seed=zlib.crc32(symbol.encode()))
 
 
 def _reason_kind(reason: str) -> str:

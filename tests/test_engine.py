@@ -4,6 +4,7 @@ throttling, dead letters, at-least-once restarts and the WebSocket feed."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 
 import orjson
@@ -36,6 +37,12 @@ def check_range_stream(ranges: list[tuple[bytes | None, bytes]], tick_ts: list[i
         assert msg["seq"] == i + 1
         assert msg["ts"] == tick_ts[i // len(HORIZONS)]
         assert msg["horizon"] == HORIZONS[i % len(HORIZONS)]
+        # Every tick stepped the Rust UKF and particle filter: their volatility rides along
+        # from the second tick on (annualised %, a plausible equity-index level).
+        if i < len(HORIZONS):
+            assert msg["tick_vol"] is None
+        else:
+            assert all(1.0 < v < 200.0 for v in msg["tick_vol"].values())
 
 
 async def test_every_expected_publication_in_order_and_valid() -> None:
@@ -215,12 +222,14 @@ def test_schema_validator_rejects_what_the_docstring_forbids() -> None:
         "v": 1, "symbol": "SPX", "ts": 5, "seq": 1, "horizon": 5, "confidence": 0.9,
         "low": 99.0, "high": 101.0, "path_low": 98.0, "path_high": 102.0, "center": 100.0,
         "models": {"m": {"low": 99.0, "high": 101.0, "weight": 1.0, "status": "ok"}},
-        "regime": "normal", "vix": 15.0,
+        "regime": "normal", "vix": 15.0, "tick_vol": {"ukf": 12.0, "pf": 12.5},
     }  # fmt: skip
     assert tuple(validate_range(orjson.dumps(good))) == FIELDS
+    assert validate_range(orjson.dumps({**good, "tick_vol": None}))["tick_vol"] is None
     for change in (
         {"v": 2}, {"seq": 0}, {"low": 102.0}, {"path_low": 99.5}, {"path_high": None},
-        {"regime": "calm"}, {"vix": -1.0}, {"confidence": 1.0},
+        {"regime": "calm"}, {"vix": -1.0}, {"confidence": 1.0}, {"tick_vol": {"ukf": 1.0}},
+        {"tick_vol": {"ukf": 1.0, "pf": math.nan}}, {"tick_vol": 12.0},
         {"models": {"m": {"low": 99.0, "high": 101.0, "weight": -1.0, "status": "ok"}}},
     ):  # fmt: skip
         with pytest.raises(RangeSchemaError):
