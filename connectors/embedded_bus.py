@@ -31,7 +31,10 @@ class EmbeddedBus:
 
     def topic(self, name: str) -> list[tuple[bytes | None, bytes]]:
         """The records of ``name`` (created empty if new), oldest first."""
-        return self._topics.setdefault(name, _Topic()).records
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = _Topic()
+        return topic.records
 
     def append(self, topic: str, key: bytes | None, value: bytes) -> int:
         """Append a record; return its offset."""
@@ -108,14 +111,19 @@ class EmbeddedSink:
 
     def __init__(self, bus: EmbeddedBus) -> None:
         self._bus = bus
+        self._done: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         return None
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[None]:
         self._bus.append(topic, key, value)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
+        done = self._done
+        if done is None:
+            # Every acknowledgement is the same resolved future (awaiting a done future
+            # any number of times is fine), made once in the running loop.
+            done = self._done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
         return done
 
     async def flush(self) -> None:

@@ -9,12 +9,14 @@ acknowledged by the broker. The sink is an idempotent producer with ``acks="all"
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaConnectionError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition as KafkaTP
 
 from connectors.transport import InRecord, TopicPartition
@@ -125,25 +127,42 @@ class KafkaSource:
 
 
 class KafkaSink:
-    """An idempotent producer: ``acks="all"``, retries without duplicates or reordering."""
+    """An idempotent producer: ``acks="all"``, retries without duplicates or reordering.
+
+    Records are appended to an open batch per (topic, partition) and handed to aiokafka
+    whole (``create_batch`` / ``send_batch``, the library's bulk interface) by one flusher
+    task per partition: ``linger_ms`` after the first record, then as fast as aiokafka
+    takes them (it holds one batch per partition until the previous one is on the wire; the
+    records arriving meanwhile fill the next batch). ``send`` returns the acknowledgement
+    of the batch its record is in. Measured on the stream benchmark, aiokafka's per-record
+    ``send`` (partitioner, accumulator, a future per record) cost ~3x the whole engine's
+    work per range; appending to a batch is one call into aiokafka's C record builder.
+    Keys go to the partition Kafka's default partitioner picks (murmur2), as with ``send``.
+    """
 
     def __init__(
         self,
         bootstrap_servers: str,
         *,
-        linger_ms: int = 2,
+        linger_ms: int = 5,
+        max_batch_size: int = 1_048_576,
         max_request_size: int = 4 * 1_048_576,
         client_id: str = "markov",
     ) -> None:
         self._bootstrap = bootstrap_servers
+        self._linger = linger_ms / 1000
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
             linger_ms=linger_ms,
+            max_batch_size=max_batch_size,
             max_request_size=max_request_size,
         )
+        self._partitioner = DefaultPartitioner()
+        self._partition_of: dict[tuple[str, bytes | None], int] = {}
+        self._slots: dict[tuple[str, int], _Slot] = {}
 
     async def start(self) -> None:
         try:
@@ -155,11 +174,112 @@ class KafkaSink:
             ) from None
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[None]:
-        acked: asyncio.Future[Any] = await self._producer.send(topic, value=value, key=key)
-        return acked
+        partition = self._partition_of.get((topic, key))
+        if partition is None:
+            partition = await self._partition(topic, key)
+        target = (topic, partition)
+        slot = self._slots.get(target)
+        if slot is None:
+            slot = self._slots[target] = _Slot()
+        batch = slot.open or self._new_batch(slot)
+        if batch.builder.append(timestamp=None, key=key, value=value) is None:
+            # Full: queue it for the flusher and start the next one (an empty builder
+            # takes one record whatever its size, up to max_request_size).
+            slot.ready.append(batch)
+            batch = self._new_batch(slot)
+            if batch.builder.append(timestamp=None, key=key, value=value) is None:
+                raise ValueError(f"record of {len(value)} bytes does not fit a Kafka batch")
+        batch.records += 1
+        if slot.flusher is None:
+            slot.flusher = asyncio.get_running_loop().create_task(
+                self._flush_slot(target, slot, self._linger)
+            )
+        elif len(slot.ready) > _MAX_READY_BATCHES:
+            await asyncio.shield(slot.flusher)  # backpressure: the broker is behind
+        return batch.acked
+
+    async def _partition(self, topic: str, key: bytes | None) -> int:
+        partitions = sorted(await self._producer.partitions_for(topic))
+        partition = int(self._partitioner(key, partitions, partitions))
+        if key is not None:  # keyless records are spread; keyed ones always land alike
+            self._partition_of[(topic, key)] = partition
+        return partition
+
+    def _new_batch(self, slot: _Slot) -> _OpenBatch:
+        batch = _OpenBatch(self._producer.create_batch(), asyncio.get_running_loop())
+        slot.open = batch
+        return batch
+
+    async def _flush_slot(self, target: tuple[str, int], slot: _Slot, delay: float) -> None:
+        try:
+            await asyncio.sleep(delay)
+            while True:
+                if slot.ready:
+                    batch = slot.ready.popleft()
+                elif slot.open is not None and slot.open.records:
+                    batch, slot.open = slot.open, None
+                else:
+                    return
+                try:
+                    delivered = await self._producer.send_batch(
+                        batch.builder, target[0], partition=target[1]
+                    )
+                except Exception as exc:  # the records never left: their ack fails
+                    batch.acked.set_exception(exc)
+                    continue
+                delivered.add_done_callback(batch.resolve)
+        finally:
+            slot.flusher = None
 
     async def flush(self) -> None:
+        """Hand every open batch to aiokafka and wait until all are acknowledged."""
+        while True:
+            for target, slot in self._slots.items():
+                if slot.flusher is None and (slot.ready or (slot.open and slot.open.records)):
+                    slot.flusher = asyncio.get_running_loop().create_task(
+                        self._flush_slot(target, slot, 0.0)
+                    )
+            running = [s.flusher for s in self._slots.values() if s.flusher is not None]
+            if not running:
+                break
+            await asyncio.gather(*running, return_exceptions=True)
         await self._producer.flush()
 
     async def stop(self) -> None:
+        await self.flush()
         await self._producer.stop()
+
+
+_MAX_READY_BATCHES = 4  # full batches queued per partition before send() waits
+
+
+class _OpenBatch:
+    """A batch being filled, and the future its records' senders hold."""
+
+    __slots__ = ("acked", "builder", "records")
+
+    def __init__(self, builder: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.builder = builder
+        self.acked: asyncio.Future[None] = loop.create_future()
+        self.records = 0
+
+    def resolve(self, delivered: asyncio.Future[Any]) -> None:
+        if self.acked.done():
+            return
+        if delivered.cancelled():
+            self.acked.set_exception(asyncio.CancelledError("batch delivery was cancelled"))
+        elif (exc := delivered.exception()) is not None:
+            self.acked.set_exception(exc)
+        else:
+            self.acked.set_result(None)
+
+
+class _Slot:
+    """One partition's open batch, full batches waiting, and its flusher task."""
+
+    __slots__ = ("flusher", "open", "ready")
+
+    def __init__(self) -> None:
+        self.open: _OpenBatch | None = None
+        self.ready: deque[_OpenBatch] = deque()
+        self.flusher: asyncio.Task[None] | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 
@@ -28,10 +28,19 @@ class InRecord:
     offset: int
     key: bytes | None
     value: bytes
+    tp: TopicPartition = field(init=False, compare=False, repr=False)
 
-    @property
-    def tp(self) -> TopicPartition:
-        return TopicPartition(self.topic, self.partition)
+    def __post_init__(self) -> None:
+        # Built once per record (the engine asks for it several times) from a cache: a
+        # NamedTuple costs a Python-level __new__.
+        key = (self.topic, self.partition)
+        tp = _TPS.get(key)
+        if tp is None:
+            tp = _TPS[key] = TopicPartition(self.topic, self.partition)
+        object.__setattr__(self, "tp", tp)
+
+
+_TPS: dict[tuple[str, int], TopicPartition] = {}
 
 
 class EventSource(Protocol):

@@ -86,7 +86,7 @@ class TickFilters:
         r = 100.0 * math.log(price / last_price)
         y = r / math.sqrt(dt)
         try:
-            self.ukf.step(np.array([y, abs(y)]), dt)
+            self.ukf.step((y, abs(y)), dt)
             self.pf.step(r, dt)
         except ValueError as exc:  # the Rust side names the cause; the state is unchanged
             self.rejected += 1

@@ -1,4 +1,5 @@
-"""markov's Rust core: UKF, particle filters and parallel Monte Carlo.
+"""markov's Rust core: UKF, particle filters, parallel Monte Carlo and the stream's
+hot-path wire formats (tick parsing, range encoding).
 
 The compiled classes live in :mod:`rust_filters._core`; NumPy reference
 implementations of the same algorithms (the test oracle and the benchmark's
@@ -11,11 +12,14 @@ from rust_filters._core import (
     BootstrapPF,
     LinearGaussianModel,
     PythonModel,
+    RangeEncoder,
     SimulationSummary,
     SmileModel,
     StochVolModel,
     StochVolPriceModel,
     __version__,
+    parse_chain_fast,
+    parse_tick_fast,
     simulate_gbm,
     simulate_merton,
 )
@@ -26,11 +30,14 @@ __all__ = [
     "BootstrapPF",
     "LinearGaussianModel",
     "PythonModel",
+    "RangeEncoder",
     "SimulationSummary",
     "SmileModel",
     "StochVolModel",
     "StochVolPriceModel",
     "__version__",
+    "parse_chain_fast",
+    "parse_tick_fast",
     "simulate_gbm",
     "simulate_merton",
 ]

@@ -13,11 +13,14 @@ __all__ = [
     "BootstrapPF",
     "LinearGaussianModel",
     "PythonModel",
+    "RangeEncoder",
     "SimulationSummary",
     "SmileModel",
     "StochVolModel",
     "StochVolPriceModel",
     "__version__",
+    "parse_chain_fast",
+    "parse_tick_fast",
     "simulate_gbm",
     "simulate_merton",
 ]
@@ -459,3 +462,49 @@ def simulate_merton(
     """Merton jump diffusion (compensated drift); ``dt`` defaults to 1/252."""
 
 # ---- end monte_carlo ------------------------------------------------------------------
+
+# ---- wire -----------------------------------------------------------------------------
+
+def parse_tick_fast(
+    raw: bytes,
+) -> tuple[str, int, float, float | None, float | None, float | None] | None:
+    """The tick in ``raw`` as ``(symbol, ts, price, size, bid, ask)`` if it is a well-formed
+    tick message, else ``None`` (the Python parser then decides and says why)."""
+
+_QuoteFields = tuple[
+    str, float, str, float, float, float | None, float | None, float | None, float | None,
+    float | None, float | None,
+]
+
+def parse_chain_fast(raw: bytes) -> tuple[str, int, float, list[_QuoteFields]] | None:
+    """The chain in ``raw`` as ``(symbol, ts, underlying_price, quotes)`` with each quote
+    ``(expiry, strike, right, iv, delta, gamma, vega, bid, ask, volume, open_interest)``, if
+    it is a well-formed option-chain message, else ``None``."""
+
+@final
+class RangeEncoder:
+    """A range made at a bar close, encoded as schema-v1 JSON re-anchored at each tick's price."""
+
+    def __new__(
+        cls,
+        symbol: str,
+        horizon: int,
+        confidence: float,
+        anchor: float,
+        low: float,
+        high: float,
+        path_low: float | None,
+        path_high: float | None,
+        center: float,
+        models: Sequence[tuple[str, float | None, float | None, float, str]],
+        regime: str,
+    ) -> RangeEncoder: ...
+    def encode(
+        self,
+        ts: int,
+        seq: int,
+        price: float,
+        vix: float | None = None,
+        tick_vol: tuple[float, float] | None = None,
+    ) -> bytes:
+        """The message for a tick at ``price``, as JSON bytes."""

@@ -28,7 +28,10 @@ class DeliveryTracker:
         self, tp: TopicPartition, offset: int, acks: Iterable[asyncio.Future[None]] = ()
     ) -> None:
         """Record that ``offset`` of ``tp`` was processed, producing ``acks``."""
-        self._pending.setdefault(tp, deque()).append((offset, list(acks)))
+        queue = self._pending.get(tp)
+        if queue is None:
+            queue = self._pending[tp] = deque()
+        queue.append((offset, acks if isinstance(acks, list) else list(acks)))
 
     def ready(self) -> dict[TopicPartition, int]:
         """Offsets that may be committed now (only partitions that advanced).

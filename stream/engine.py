@@ -242,6 +242,9 @@ class Engine:
     def abort(self) -> None:
         """Abrupt stop (a crash, for tests): cancel everything, commit nothing more."""
         self._aborted = True
+        # The stop flag too: aiokafka's getmany can swallow a cancellation (wait_for in
+        # 3.11), and the consume loop then ends on the flag instead of fetching on.
+        self._stop.set()
         for task in self._tasks:
             task.cancel()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from collections import Counter
 
 import orjson
@@ -22,7 +23,7 @@ from test_stream_support import (
 from config.loader import ConfigLoader
 from connectors.embedded_bus import EmbeddedBus
 from connectors.transport import TopicPartition
-from stream.ranges import FIELDS, RangeSchemaError, validate_range
+from stream.ranges import FIELDS, RangeSchemaError, RangeTemplate, validate_range
 from stream.symbol_state import SymbolState, bar_bucket
 
 HORIZONS = ConfigLoader.default().forecast.horizons
@@ -237,3 +238,26 @@ def test_schema_validator_rejects_what_the_docstring_forbids() -> None:
     reordered = {"symbol": "SPX", **{k: v for k, v in good.items() if k != "symbol"}}
     with pytest.raises(RangeSchemaError):
         validate_range(orjson.dumps(reordered))
+
+
+def test_rust_range_encoder_writes_the_reference_bytes() -> None:
+    # RangeTemplate.encode (Rust) against orjson.dumps of the documented dict (Python),
+    # over prices and member values from 1e-13 to 1e13, with and without VIX / tick_vol.
+    rng = random.Random(3)
+    for i in range(3000):
+        scale = math.exp(rng.uniform(-30, 30))
+        members = []
+        for name in ("tgarch", "delta_ukf", "ekpf")[: rng.randint(1, 3)]:
+            low = rng.choice([None, rng.uniform(0.5, 1.0) * scale])
+            high = None if low is None else low * rng.uniform(1.0, 2.0)
+            members.append((name, low, high, rng.random(), rng.choice(["ok", "failed"])))
+        template = RangeTemplate(
+            "SPX", rng.randint(1, 10), 0.9, scale, 0.9 * scale, 1.1 * scale,
+            rng.choice([None, 0.8 * scale]), rng.choice([None, 1.2 * scale]), scale,
+            tuple(members), rng.choice(["low", "normal", "high"]),
+        )  # fmt: skip
+        price = scale * rng.lognormvariate(0, 0.5)
+        vix = rng.choice([None, rng.uniform(9, 80)])
+        tick_vol = rng.choice([None, (rng.uniform(1, 100), rng.uniform(1, 100))])
+        args = (1_514_903_400_000_000_000 + i, i + 1, price, vix, tick_vol)
+        assert template.encode(*args) == orjson.dumps(template.encode_dict(*args))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
+from typing import Any
+
 import orjson
 import pytest
 
+from rust_filters import parse_chain_fast, parse_tick_fast
 from stream.messages import (
     BadMessageError,
     Kind,
@@ -12,6 +17,8 @@ from stream.messages import (
     Tick,
     VixUpdate,
     parse,
+    parse_chain,
+    parse_tick,
     parse_ts,
 )
 
@@ -110,3 +117,77 @@ def test_iso_timestamps_keep_microseconds_and_zones() -> None:
     assert parse_ts("2018-02-05T16:00:00-05:00") == parse_ts("2018-02-05T21:00:00+00:00")
     with pytest.raises(BadMessageError, match="after 1970"):
         parse_ts("1969-12-31T23:59:59.5Z")
+
+
+# The Rust fast paths (parse_tick_fast / parse_chain_fast, used by parse) and the Python
+# checks must accept exactly the same messages and build the same events. Random messages
+# mix valid values with every kind of bad one, field by field; what Rust declines goes to
+# the Python checks, so Rust may decline a valid message but never accept a bad one.
+_ODD = [None, True, "1.5", math.nan, math.inf, -1.0, 0, 0.0, 2**60, -(2**63), 2**64 - 1]
+_GOOD = [0.5, 1, 101.25, 2.0, 7, 1e6]
+
+
+def _value(rng: random.Random) -> object:
+    return rng.choice(_ODD) if rng.random() < 0.15 else rng.choice(_GOOD)
+
+
+def _careful(kind: Kind, raw_bytes: bytes) -> object:
+    obj = orjson.loads(raw_bytes)  # JSON has no NaN or inf: orjson wrote them as null
+    try:
+        return parse_tick(obj) if kind is Kind.TICK else parse_chain(obj)
+    except BadMessageError as exc:
+        return ("bad", exc.reason)
+
+
+def test_rust_tick_reader_agrees_with_the_python_checks() -> None:
+    rng = random.Random(7)
+    accepted = declined_valid = 0
+    for _ in range(4000):
+        obj: dict[str, Any] = {
+            "symbol": rng.choice(["SPX", "SPX", "SPX", "", "  ", None, 5, "S P"]),
+            "ts": rng.choice([1514903400000000000] * 5 + [0, -5, True, "2018-01-02T14:30:00Z"]),
+            "price": _value(rng),
+        }
+        for name in ("size", "bid", "ask"):
+            if rng.random() < 0.6:
+                obj[name] = _value(rng)
+        raw_bytes = orjson.dumps(obj)
+        careful, fast = _careful(Kind.TICK, raw_bytes), parse_tick_fast(raw_bytes)
+        if fast is not None:
+            assert Tick(*fast) == careful, obj
+            accepted += 1
+        else:
+            declined_valid += isinstance(careful, Tick)
+        assert parse(Kind.TICK, raw_bytes) == careful if isinstance(careful, Tick) else True
+    assert accepted > 500 and declined_valid > 0  # both paths really ran
+
+
+def test_rust_chain_reader_agrees_with_the_python_checks() -> None:
+    rng = random.Random(11)
+    accepted = 0
+    for _ in range(1500):
+        quotes = []
+        for _ in range(rng.randint(1, 3)):
+            q: dict[str, Any] = {
+                "expiry": rng.choice(["2018-02-16"] * 8 + ["2018-02-30", "soon", 20180216]),
+                "strike": _value(rng) if rng.random() < 0.3 else 2650.0,
+                "right": rng.choice(["C", "P"] * 6 + ["X", None]),
+                "iv": _value(rng) if rng.random() < 0.3 else 0.15,
+                "delta": rng.choice([0.5, -0.25, 1.0, -1.0] * 4 + [1.5, -1.01, *_ODD]),
+            }
+            for name in ("gamma", "vega", "bid", "ask", "volume", "open_interest"):
+                if rng.random() < 0.3:
+                    q[name] = rng.choice([-0.5, *_GOOD]) if rng.random() < 0.9 else _value(rng)
+            quotes.append(q)
+        obj = {"symbol": "SPX", "ts": 5, "underlying_price": 2700.0, "quotes": quotes}
+        raw_bytes = orjson.dumps(obj)
+        careful = _careful(Kind.OPTIONS, raw_bytes)
+        fast = parse_chain_fast(raw_bytes)
+        if fast is not None and isinstance(careful, OptionChain):
+            accepted += 1
+        if isinstance(careful, OptionChain):
+            assert parse(Kind.OPTIONS, raw_bytes) == careful, obj
+        else:
+            with pytest.raises(BadMessageError):  # whatever Rust made of it
+                parse(Kind.OPTIONS, raw_bytes)
+    assert accepted > 100

@@ -2,7 +2,8 @@
 //!
 //! The maths lives in plain Rust modules that know nothing of Python and are tested with
 //! `cargo test`: `ukf` (Unscented Kalman Filter and its models), `particle` (bootstrap and
-//! EKF-proposal particle filters), `monte_carlo` (GBM and Merton jump diffusion). Shared
+//! EKF-proposal particle filters), `monte_carlo` (GBM and Merton jump diffusion), `wire` (the stream's tick parsing and
+//! range encoding). Shared
 //! pieces: `rng` (seeded streams), `quantile`, `snapshot`, `linalg`. `python` holds the
 //! thin PyO3 wrappers, compiled only with the `python` feature (which maturin turns on).
 
@@ -13,6 +14,7 @@ pub mod quantile;
 pub mod rng;
 pub mod snapshot;
 pub mod ukf;
+pub mod wire;
 
 #[cfg(feature = "python")]
 mod python;

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod monte_carlo;
 mod particle;
 mod ukf;
+mod wire;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -13,5 +14,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ukf::register(m)?;
     particle::register(m)?;
     monte_carlo::register(m)?;
+    wire::register(m)?;
     Ok(())
 }
