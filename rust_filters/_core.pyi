@@ -472,8 +472,17 @@ def parse_tick_fast(
     tick message, else ``None`` (the Python parser then decides and says why)."""
 
 _QuoteFields = tuple[
-    str, float, str, float, float, float | None, float | None, float | None, float | None,
-    float | None, float | None,
+    str,
+    float,
+    str,
+    float,
+    float,
+    float | None,
+    float | None,
+    float | None,
+    float | None,
+    float | None,
+    float | None,
 ]
 
 def parse_chain_fast(raw: bytes) -> tuple[str, int, float, list[_QuoteFields]] | None:

@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn numbers_are_read_correctly_rounded() {
         let t = parse_tick(br#"{"symbol":"X","ts":1,"price":2651.3759740740743}"#).unwrap();
-        assert_eq!(t.2, 2651.375_974_074_074_3);
+        assert_eq!(t.2, 2_651.375_974_074_074_3);
     }
 
     const QUOTE: &str = r#"{"expiry":"2018-02-16","strike":2650,"right":"P","iv":0.12,"delta":-0.3,"gamma":0.001,"bid":1.5,"ask":1.7,"volume":null}"#;
