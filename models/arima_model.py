@@ -71,13 +71,22 @@ def fit_arima(
     return res, converged, message
 
 
-def fit_result(name: str, res: object, converged: bool, message: str) -> FitResult:
+def fit_result(
+    name: str,
+    res: object,
+    converged: bool,
+    message: str,
+    std_errors: dict[str, float] | None = None,
+) -> FitResult:
+    """The FitResult of a statsmodels fit (standard errors from it unless given)."""
     params = res.params  # type: ignore[attr-defined]
     names = list(res.model.param_names)  # type: ignore[attr-defined]
+    if std_errors is None:
+        std_errors = {n: float(v) for n, v in zip(names, res.bse, strict=True)}  # type: ignore[attr-defined]
     return FitResult(
         model=name,
         params={n: float(v) for n, v in zip(names, params, strict=True)},
-        std_errors={n: float(v) for n, v in zip(names, res.bse, strict=True)},  # type: ignore[attr-defined]
+        std_errors=std_errors,
         loglik=float(res.llf),  # type: ignore[attr-defined]
         converged=converged,
         message=message,
