@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -176,7 +177,7 @@ class VARMAXModel:
             new = np.array([[ret, change]])
         else:
             new = np.array([ret])
-        self._results = self._results.extend(new)  # type: ignore[attr-defined]
+        self._results = _extend(self._results, new)
         self._last_close = float(bar.close)
         self._last_vix = bar.vix
         self._last_ts = bar.ts
@@ -207,6 +208,29 @@ class VARMAXModel:
             self.name, self._results, self._last_close, steps, confidence,
             n_paths=self.n_paths, seed=self.seed, status=self.status,
         )  # fmt: skip
+
+
+def _extend(results: Any, new: np.ndarray) -> Any:
+    """``results.extend(new)`` without the covariance of the parameters.
+
+    statsmodels' ``VARMAXResults.extend`` re-filters the new rows at the held parameters
+    but, unlike the generic ``MLEResults.extend``, computes the parameters' numerical
+    covariance again on them (~20 likelihood evaluations: 85 % of a bar's cost in the
+    ensemble's warm-up, measured). This is its code path (start from the last predicted
+    state, continue the trend's time index) with ``cov_type="none"``.
+    """
+    from statsmodels.tsa.statespace.initialization import Initialization
+
+    model = results.model.clone(new, trend_offset=results.nobs + results.model.trend_offset)
+    model.ssm.initialization = Initialization(
+        model.k_states,
+        "known",
+        constant=results.predicted_state[..., -1],
+        stationary_cov=results.predicted_state_cov[..., -1],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.filter(results.params, cov_type="none")
 
 
 def _cholesky_std_errors(sigma: np.ndarray, nobs: int) -> np.ndarray:

@@ -175,6 +175,12 @@ def _report(service: StreamService, out: TextIO, seconds: float | None = None) -
     print(
         f"bars       {s.bars}   refits {s.refits_installed} (failed {s.refit_failures})", file=out
     )
+    print(
+        f"time       warm-up {service.warm_up_seconds:.1f} s, bar closes (models) "
+        f"{s.bar_close_seconds - s.refit_wait_seconds:.1f} s, waiting for refits "
+        f"{s.refit_wait_seconds:.1f} s",
+        file=out,
+    )
     cov = engine.stats.coverage()
     if cov:
         conf = service.config.forecast.confidence

@@ -76,6 +76,8 @@ class EngineStats:
     unpublishable: int = 0  # ticks whose ensemble had no usable range
     coverage_hits: Counter[int] = field(default_factory=Counter)  # by horizon
     coverage_total: Counter[int] = field(default_factory=Counter)
+    bar_close_seconds: float = 0.0  # wall time updating and forecasting at bar closes
+    refit_wait_seconds: float = 0.0  # wall time waiting for a refit to install (replay)
 
     @property
     def total_events(self) -> int:
@@ -429,6 +431,7 @@ class Engine:
 
     async def _close_bar(self, rt: SymbolRuntime, bar: Bar) -> None:
         """A bar closed: update the models, score coverage, install / start refits."""
+        started = time.perf_counter()
         self.stats.bars += 1
         index = len(rt.state.bars) - 1
         self._score_coverage(rt, index, bar)
@@ -436,12 +439,15 @@ class Engine:
         rt.templates = None
         refit = rt.refit
         if refit.in_flight and (self.clock.deterministic or refit.job_done):
+            waiting = time.perf_counter()
             await self._install_refit(rt)
+            self.stats.refit_wait_seconds += time.perf_counter() - waiting
         now = self.clock.now_ns()
         if refit.due(now):
             self._start_refit(rt, now)
         for template in self._templates_or_empty(rt):
             rt.open_forecasts.append((index, template.horizon, template.low, template.high))
+        self.stats.bar_close_seconds += time.perf_counter() - started
 
     def _templates_or_empty(self, rt: SymbolRuntime) -> tuple[RangeTemplate, ...]:
         if rt.templates is None:

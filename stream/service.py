@@ -18,6 +18,7 @@ import datetime as dt
 import importlib.util
 import logging
 import signal
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
@@ -88,6 +89,7 @@ class StreamService:
     ) -> None:
         self.config = config
         self.mode = config.stream.mode
+        self.warm_up_seconds = 0.0  # fitting the ensembles on history at start
         if self.mode == "embedded" and bus is None:
             bus = EmbeddedBus()
         self.bus = bus
@@ -144,7 +146,9 @@ class StreamService:
         self.source = source
         self._started.append(source)
 
+        warm_up = time.perf_counter()
         ensembles = {s: self._warm_up(s) for s in cfg.tickers}
+        self.warm_up_seconds = time.perf_counter() - warm_up
 
         if isinstance(self._executor_spec, str):
             self.executor = make_executor(self._executor_spec)
