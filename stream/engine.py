@@ -102,6 +102,7 @@ class SymbolRuntime:
     filters: TickFilters  # stepped by every tick
     templates: tuple[RangeTemplate, ...] | None = None
     uses_chains: bool = True
+    key: bytes = b""  # the symbol as the Kafka key
     # (bar index, horizon, low, high) forecast at each bar close, to score coverage
     open_forecasts: list[tuple[int, int, float, float]] = field(default_factory=list)
 
@@ -168,7 +169,7 @@ class Engine:
             state = SymbolState(symbol, sc.bar_seconds, int(sc.publish_throttle_seconds * NS))
             self.symbols[symbol] = SymbolRuntime(
                 state, ensemble, history, RefitScheduler(interval_ns, executor),
-                _tick_filters(symbol, ensemble, history),
+                _tick_filters(symbol, ensemble, history), key=symbol.encode(),
                 uses_chains=any(hasattr(m, "update_chain") for m in ensemble.members.values()),
             )  # fmt: skip
         self.vix: float | None = None
@@ -315,8 +316,13 @@ class Engine:
                 # The embedded sink never suspends: yield so that WebSocket writers, the
                 # commit task and timers run during a long batch.
                 await asyncio.sleep(0)
-            self.clock.advance(self._last_ts_of(item))
-            await self._apply(record, item)
+            if type(item) is Tick:  # the common case first, without the generic dispatch
+                self.clock.advance(item.ts)
+                self.stats.events[record.topic] += 1
+                await self._on_tick(record, item)
+            else:
+                self.clock.advance(self._last_ts_of(item))
+                await self._apply(record, item)
             self._next[tp] = offset + 1
 
     def _new_aligner(self) -> EventTimeAligner[_Item]:
@@ -398,24 +404,26 @@ class Engine:
             self.stats.unpublishable += 1
             self.tracker.processed(record.tp, record.offset)
             return
-        state.last_publish_ts = tick.ts
-        key = tick.symbol.encode()
+        ts, price, symbol = tick.ts, tick.price, tick.symbol
+        state.last_publish_ts = ts
+        key = rt.key
         acks = []
-        ws, on_range, ranges_topic, vix = (
+        ws, on_range, send, ranges_topic, vix = (
             self.websocket,
             self.on_range,
+            self.sink.send,
             self.topics.ranges,
             self.vix,
         )
         tick_vol = rt.filters.volatility()
         for template in templates:
             seq = state.next_seq()
-            message = template.encode(tick.ts, seq, tick.price, vix, tick_vol)
-            acks.append(await self.sink.send(ranges_topic, key, message))
+            message = template.encode(ts, seq, price, vix, tick_vol)
+            acks.append(await send(ranges_topic, key, message))
             if ws is not None:
-                ws.publish(tick.symbol, seq, message)
+                ws.publish(symbol, seq, message)
             if on_range is not None:
-                on_range(tick.symbol, seq, message)
+                on_range(symbol, seq, message)
         self.stats.ranges += len(templates)
         self.tracker.processed(record.tp, record.offset, acks)
 
