@@ -21,8 +21,8 @@ GARCH-type members, which only see closes, do not use.
 
 The window, 2500 origins (about ten years), was chosen on 2009–2014 walk-forwards of the
 member alone (mean interval score below 500 and 1000 in all four tables, level with the
-whole history). Parameters and the standardised sample are held between fits; ``update`` folds in a bar
-(the regressors of the new origin). Deterministic: no simulation.
+whole history). Parameters and the standardised sample are held between fits; ``update``
+folds in a bar (the regressors of the new origin). Deterministic: no simulation.
 """
 
 from __future__ import annotations
