@@ -41,4 +41,8 @@ def build_member(name: str, config: MarkovConfig) -> ForecastModel:
         from models.delta_ukf import DeltaUKF
 
         return DeltaUKF(seed=seed + 5)
+    if name == "har_quantile":
+        from models.har_quantile import HARQuantileModel
+
+        return HARQuantileModel(horizons=config.forecast.horizons)
     raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODEL_NAMES)}")

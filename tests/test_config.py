@@ -44,6 +44,7 @@ def test_default_has_the_original_design_values() -> None:
         "ekpf": 0.10,
         "arima": 0.02,
         "varmax": 0.06,
+        "har_quantile": 0.30,  # added after the design (base chosen on 2010-2014 data)
     }
     assert (cfg.vix.low_threshold, cfg.vix.high_threshold) == (12.5, 18.5)
     assert cfg.stream.mode == "embedded"
@@ -120,7 +121,7 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     (
         {"ensemble.models[1].name": "garch"},
         "ensemble.models[1].name: unknown model 'garch'; allowed: tgarch, delta_ukf, "
-        "jump_diffusion_vix, ekpf, arima, varmax",
+        "jump_diffusion_vix, ekpf, arima, varmax, har_quantile",
     ),
     (
         {"ensemble.models[4].name": "tgarch"},
@@ -178,7 +179,7 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     (
         {"weighting.regime_multipliers.garch": {"low": 1}},
         "weighting.regime_multipliers.garch: unknown key (did you mean 'tgarch'?); allowed: "
-        "tgarch, delta_ukf, jump_diffusion_vix, ekpf, arima, varmax",
+        "tgarch, delta_ukf, jump_diffusion_vix, ekpf, arima, varmax, har_quantile",
     ),
     (
         {"weighting.option_factors.skew": -0.5},
@@ -340,8 +341,8 @@ def test_override_that_breaks_a_cross_field_rule_is_rejected() -> None:
             "forecast..horizon: not a config field path (expected e.g. ensemble.models[2].weight)",
         ),
         (
-            "ensemble.models[6].weight=1",
-            "ensemble.models[6]: index out of range (ensemble.models has 6 items)",
+            "ensemble.models[7].weight=1",
+            "ensemble.models[7]: index out of range (ensemble.models has 7 items)",
         ),
         ("seed.value=1", "seed: is 42, not a section; cannot set 'value'"),
         ("forecast[0]=1", "forecast: is not a list, cannot index [0]"),

@@ -18,6 +18,7 @@ from connectors.data_sources import load_history
 from models.base import Bar, FitResult, ForecastModel, PriceRange, Status
 from models.delta_ukf import DeltaUKF
 from models.ensemble import ModelEnsemble
+from models.har_quantile import HARQuantileModel
 from models.jump_diffusion_vix import JumpDiffusionVIX
 from models.tgarch_model import TGARCHModel
 from models.validation import bar_at, look_ahead_check
@@ -171,6 +172,7 @@ def _fast_members(config: MarkovConfig) -> dict[str, ForecastModel]:
         "tgarch": TGARCHModel(n_paths=500, seed=config.seed),
         "jump_diffusion_vix": JumpDiffusionVIX(n_paths=500, seed=config.seed + 3, horizons=(1, 5)),
         "delta_ukf": DeltaUKF(seed=config.seed + 5, vrp_window=60),
+        "har_quantile": HARQuantileModel(horizons=(1, 5), window=300),
     }
 
 
@@ -178,13 +180,15 @@ def _small_ensemble(leaky: bool = False) -> ModelEnsemble:
     config = ConfigLoader.from_dict(
         {"ensemble": {"models": [{"name": "tgarch", "weight": 0.3},
                                  {"name": "jump_diffusion_vix", "weight": 0.3},
-                                 {"name": "delta_ukf", "weight": 0.4}]}}
+                                 {"name": "delta_ukf", "weight": 0.4},
+                                 {"name": "har_quantile", "weight": 0.3}]}}
     )  # fmt: skip
     members = _fast_members(config)
     weights = None
     if leaky:
         members["peeker"] = PeeksAtTomorrow("peeker", 0.01)
-        weights = {"tgarch": 0.3, "jump_diffusion_vix": 0.3, "delta_ukf": 0.4, "peeker": 1.0}
+        weights = {"tgarch": 0.3, "jump_diffusion_vix": 0.3, "delta_ukf": 0.4,
+                   "har_quantile": 0.3, "peeker": 1.0}  # fmt: skip
     return ModelEnsemble(config, members, horizons=(1, 5), burn_in=15, base_weights=weights)
 
 
