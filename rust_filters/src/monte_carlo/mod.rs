@@ -84,7 +84,7 @@ fn run_paths(sim: &Simulation) -> RawPaths {
         .zip(log_high.par_chunks_mut(CHUNK_PATHS))
         .enumerate()
         .map(|(k, ((terminal, log_low), log_high))| {
-            let mut rng = crate::rng::stream(sim.seed, k as u64);
+            let rng = crate::rng::stream(sim.seed, k as u64);
             let out = ChunkOut {
                 terminal,
                 log_low,
@@ -92,10 +92,10 @@ fn run_paths(sim: &Simulation) -> RawPaths {
             };
             let j = sparse.as_ref();
             match (j.is_some(), sim.bridge) {
-                (false, false) => run_chunk::<false, false>(sim.s0, &steps, j, &mut rng, out),
-                (false, true) => run_chunk::<false, true>(sim.s0, &steps, j, &mut rng, out),
-                (true, false) => run_chunk::<true, false>(sim.s0, &steps, j, &mut rng, out),
-                (true, true) => run_chunk::<true, true>(sim.s0, &steps, j, &mut rng, out),
+                (false, false) => run_chunk::<false, false>(sim.s0, &steps, j, rng, out),
+                (false, true) => run_chunk::<false, true>(sim.s0, &steps, j, rng, out),
+                (true, false) => run_chunk::<true, false>(sim.s0, &steps, j, rng, out),
+                (true, true) => run_chunk::<true, true>(sim.s0, &steps, j, rng, out),
             }
         })
         .collect();
