@@ -15,6 +15,7 @@
 //! Merton jumps drawn sparsely (see `jumps`); quantiles by one partitioning pass and
 //! selection (see `order_stats`).
 
+mod buffers;
 mod jumps;
 mod kernel;
 mod order_stats;
@@ -55,6 +56,13 @@ struct RawPaths {
 }
 
 impl RawPaths {
+    /// Hands the vectors back for reuse by the next simulation.
+    fn recycle(self) {
+        buffers::give(self.terminal);
+        buffers::give(self.log_low);
+        buffers::give(self.log_high);
+    }
+
     fn to_prices(&self, s0: f64) -> PathSamples {
         let price = |v: &Vec<f64>| v.par_iter().map(|x| s0 * x.exp()).collect();
         PathSamples {
@@ -77,7 +85,8 @@ fn run_paths(sim: &Simulation) -> RawPaths {
     let sparse = sim.jumps.as_ref().and_then(|j| SparseJumps::new(j, sim.dt));
 
     let n = sim.n_paths;
-    let (mut terminal, mut log_low, mut log_high) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    // Every element is written by its chunk below: reused vectors need no clearing.
+    let (mut terminal, mut log_low, mut log_high) = (buffers::take(n), buffers::take(n), buffers::take(n));
     let chunk_sums: Vec<f64> = terminal
         .par_chunks_mut(CHUNK_PATHS)
         .zip(log_low.par_chunks_mut(CHUNK_PATHS))
@@ -115,7 +124,12 @@ pub fn simulate_paths(
 ) -> Result<PathSamples, InvalidArgument> {
     sim.validate()?;
     validate_threads(threads)?;
-    Ok(pool::run_on(threads, || run_paths(sim).to_prices(sim.s0)))
+    Ok(pool::run_on(threads, || {
+        let raw = run_paths(sim);
+        let samples = raw.to_prices(sim.s0);
+        raw.recycle();
+        samples
+    }))
 }
 
 /// Simulates and summarises: quantiles of the terminal, minimum and maximum prices at
@@ -157,12 +171,14 @@ pub fn simulate(
                 )
             },
         );
+        let mean_terminal = *mean_terminal;
+        raw.recycle();
         Summary {
             levels: levels.clone(),
             terminal,
             path_min,
             path_max,
-            mean_terminal: *mean_terminal,
+            mean_terminal,
             n_paths: sim.n_paths,
             n_steps: sim.n_steps,
             path_range,

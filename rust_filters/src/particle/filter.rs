@@ -46,6 +46,7 @@ use super::model::{check_finite, Model, Observation, StateSpaceModel, Transition
 use super::resample::{fill_offsets, Systematic};
 use super::runner::Runner;
 use super::{ParticleError, CHUNK};
+use crate::normals::BlockNormals;
 use crate::rng;
 use crate::snapshot;
 
@@ -691,10 +692,7 @@ impl<O: Observation> Move<'_, O> {
 
     /// Standard normals for chunk `k` at this step, into `out.z`.
     fn draw_normals(&self, k: usize, out: &mut Chunk) {
-        let mut rng = rng::stream2(self.seed, self.t, k as u64);
-        for z in out.z.iter_mut() {
-            *z = rng.sample(StandardNormal);
-        }
+        BlockNormals::new(rng::stream2(self.seed, self.t, k as u64)).fill(&mut out.z);
     }
 
     /// `lw += log p(y | x)`, with NaN weights made zero weights.
@@ -740,6 +738,32 @@ impl<O: Observation> Move<'_, O> {
         };
         let (a2, ln_prior_var, inv_prior_var) = (tr.a * tr.a, prior_var.ln(), 1.0 / prior_var);
         let (xs, ps, lws, zs) = (&mut out.x, &mut out.p, &mut out.lw, &out.z);
+        // Every particle of the chunk has the same variance (always so for these models,
+        // which start from one prior variance): one Phat, sqrt and log for all.
+        let pbar = a2 * ps[0] + tr.var;
+        let shared = self
+            .obs
+            .state_free_posterior_var(pbar)
+            .filter(|_| ps.iter().fold(true, |same, &p| same & (p == ps[0])));
+        if let Some(phat) = shared {
+            let (sd, ln_phat) = (phat.sqrt(), phat.ln());
+            // Zipped slices (not indexed Vecs), so that the loop vectorises.
+            let particles = xs[..].iter_mut().zip(&mut lws[..]).zip(&zs[..]);
+            for ((x, lw), &z) in particles {
+                let mbar = tr.mean(*x);
+                let mhat = self.obs.posterior_mean(mbar, pbar, phat);
+                let moved = mhat + sd * z;
+                let d = moved - mbar;
+                // As below, with the chunk's constants.
+                let correction = 0.5 * (ln_phat + z * z - ln_prior_var - d * d * inv_prior_var);
+                *x = moved;
+                *lw += correction;
+            }
+            ps.fill(phat);
+            self.weigh(out);
+            out.summarise();
+            return;
+        }
         for i in 0..xs.len() {
             let mbar = tr.mean(xs[i]);
             let pbar = a2 * ps[i] + tr.var;
