@@ -177,22 +177,11 @@ impl Chunk {
         for (w, &lw) in self.w.iter_mut().zip(&self.lw) {
             *w = fastmath::exp(lw - max);
         }
-        let (mut sum, mut sum_sq, mut sum_x) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
-        let mut w = self.w.chunks_exact(LANES);
-        let mut x = self.x.chunks_exact(LANES);
-        for (w, x) in (&mut w).zip(&mut x) {
-            for l in 0..LANES {
-                sum[l] += w[l];
-                sum_sq[l] += w[l] * w[l];
-                // A zero-weight particle adds nothing, even if its state is not finite.
-                sum_x[l] += if w[l] > 0.0 { w[l] * x[l] } else { 0.0 };
-            }
-        }
-        for (l, (&w, &x)) in w.remainder().iter().zip(x.remainder()).enumerate() {
-            sum[l] += w;
-            sum_sq[l] += w * w;
-            sum_x[l] += if w > 0.0 { w * x } else { 0.0 };
-        }
+        // Three simple lane-wise reductions (each vectorises; fused, they did not).
+        let sum = lane_sums(&self.w, &self.w, |w, _| w);
+        let sum_sq = lane_sums(&self.w, &self.w, |w, _| w * w);
+        // A zero-weight particle adds nothing, even if its state is not finite.
+        let sum_x = lane_sums(&self.w, &self.x, |w, x| if w > 0.0 { w * x } else { 0.0 });
         let total = |a: [f64; LANES]| (a[0] + a[1]) + (a[2] + a[3]);
         self.stats = ChunkStats {
             max,
@@ -204,6 +193,23 @@ impl Chunk {
 }
 
 const LANES: usize = 4;
+
+/// Per-lane sums of `f(a_i, b_i)`: lane `l` adds elements `l, l + LANES, ...` in order.
+#[inline(always)]
+fn lane_sums(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> [f64; LANES] {
+    let mut acc = [0.0; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (ca, cb) in (&mut ca).zip(&mut cb) {
+        for l in 0..LANES {
+            acc[l] += f(ca[l], cb[l]);
+        }
+    }
+    for (l, (&a, &b)) in ca.remainder().iter().zip(cb.remainder()).enumerate() {
+        acc[l] += f(a, b);
+    }
+    acc
+}
 
 /// The largest element (of NaN-free data), in interleaved lanes so that it vectorises.
 #[inline(always)]
