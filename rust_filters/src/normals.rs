@@ -225,7 +225,10 @@ impl BlockNormals {
         let [s0, s1, s2, s3] = &mut self.s;
         let mut out = [0u64; LANES];
         for l in 0..LANES {
-            out[l] = s0[l].wrapping_add(s3[l]).rotate_left(23).wrapping_add(s0[l]);
+            out[l] = s0[l]
+                .wrapping_add(s3[l])
+                .rotate_left(23)
+                .wrapping_add(s0[l]);
             let t = s1[l] << 17;
             s2[l] ^= s0[l];
             s3[l] ^= s1[l];
@@ -334,10 +337,17 @@ mod tests {
         assert!((var - 1.0).abs() < 5.0 * (2.0 / nf).sqrt(), "var {var}");
         assert!((k4 - 3.0).abs() < 5.0 * (96.0 / nf).sqrt(), "E z^4 {k4}");
         // Two-sided normal tail probabilities P(|Z| > c).
-        for (c, p) in [(1.0, 0.317_310_507_862_914), (2.5, 0.012_419_330_651_552), (3.7, 2.156_109_728_22e-4)] {
+        for (c, p) in [
+            (1.0, 0.317_310_507_862_914),
+            (2.5, 0.012_419_330_651_552),
+            (3.7, 2.156_109_728_22e-4),
+        ] {
             let got = z.iter().filter(|v| v.abs() > c).count() as f64 / nf;
             let se = (p * (1.0 - p) / nf).sqrt();
-            assert!((got - p).abs() < 5.0 * se, "P(|Z| > {c}) = {got}, expected {p}");
+            assert!(
+                (got - p).abs() < 5.0 * se,
+                "P(|Z| > {c}) = {got}, expected {p}"
+            );
         }
         // Both signs of the tail occur.
         assert!(z.iter().any(|&v| v > TAIL_R) && z.iter().any(|&v| v < -TAIL_R));

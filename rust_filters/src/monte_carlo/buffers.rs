@@ -53,6 +53,10 @@ mod tests {
         assert_eq!(take(7).len(), 7);
         assert_eq!(take(5).len(), 5);
         give(vec![0.0; KEEP_MAX_LEN + 1]);
-        assert!(SPARE.lock().unwrap().iter().all(|v| v.capacity() <= KEEP_MAX_LEN));
+        assert!(SPARE
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|v| v.capacity() <= KEEP_MAX_LEN));
     }
 }

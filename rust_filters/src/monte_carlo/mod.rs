@@ -9,11 +9,13 @@
 //! bit-identical whatever the number of threads; the mean is summed chunk by chunk in
 //! chunk order for the same reason.
 //!
-//! Speed: log space throughout, `exp` once per path (the terminal price, for the mean)
-//! and at the order statistics the min / max quantiles use; normals
-//! from `rand_distr`'s ziggurat on Xoshiro256++ (one `u64` per normal almost always);
-//! Merton jumps drawn sparsely (see `jumps`); quantiles by one partitioning pass and
-//! selection (see `order_stats`).
+//! Speed: log space throughout; a vectorised `exp` per path for the mean terminal price,
+//! and `f64::exp` only at the order statistics the quantiles use (numpy's linear rule on
+//! prices, exactly, since `exp` is increasing); normals in blocks (see
+//! `crate::normals`), paths simulated 8 at a time so that the step loop vectorises (see
+//! `kernel`); Merton jumps drawn sparsely (see `jumps`); quantiles by one partitioning
+//! pass and selection (see `order_stats`); output vectors reused across calls (see
+//! `buffers`).
 
 mod buffers;
 mod jumps;
@@ -49,7 +51,7 @@ fn validate_threads(threads: Option<usize>) -> Result<(), InvalidArgument> {
 
 /// The three per-path vectors as the kernel leaves them.
 struct RawPaths {
-    terminal: Vec<f64>,
+    log_terminal: Vec<f64>,
     log_low: Vec<f64>,
     log_high: Vec<f64>,
     mean_terminal: f64,
@@ -58,7 +60,7 @@ struct RawPaths {
 impl RawPaths {
     /// Hands the vectors back for reuse by the next simulation.
     fn recycle(self) {
-        buffers::give(self.terminal);
+        buffers::give(self.log_terminal);
         buffers::give(self.log_low);
         buffers::give(self.log_high);
     }
@@ -66,7 +68,7 @@ impl RawPaths {
     fn to_prices(&self, s0: f64) -> PathSamples {
         let price = |v: &Vec<f64>| v.par_iter().map(|x| s0 * x.exp()).collect();
         PathSamples {
-            terminal: self.terminal.clone(),
+            terminal: price(&self.log_terminal),
             low: price(&self.log_low),
             high: price(&self.log_high),
             mean_terminal: self.mean_terminal,
@@ -86,16 +88,17 @@ fn run_paths(sim: &Simulation) -> RawPaths {
 
     let n = sim.n_paths;
     // Every element is written by its chunk below: reused vectors need no clearing.
-    let (mut terminal, mut log_low, mut log_high) = (buffers::take(n), buffers::take(n), buffers::take(n));
-    let chunk_sums: Vec<f64> = terminal
+    let (mut log_terminal, mut log_low, mut log_high) =
+        (buffers::take(n), buffers::take(n), buffers::take(n));
+    let chunk_sums: Vec<f64> = log_terminal
         .par_chunks_mut(CHUNK_PATHS)
         .zip(log_low.par_chunks_mut(CHUNK_PATHS))
         .zip(log_high.par_chunks_mut(CHUNK_PATHS))
         .enumerate()
-        .map(|(k, ((terminal, log_low), log_high))| {
+        .map(|(k, ((log_terminal, log_low), log_high))| {
             let rng = crate::rng::stream(sim.seed, k as u64);
             let out = ChunkOut {
-                terminal,
+                log_terminal,
                 log_low,
                 log_high,
             };
@@ -109,7 +112,7 @@ fn run_paths(sim: &Simulation) -> RawPaths {
         })
         .collect();
     RawPaths {
-        terminal,
+        log_terminal,
         log_low,
         log_high,
         mean_terminal: chunk_sums.iter().sum::<f64>() / n as f64,
@@ -156,14 +159,14 @@ pub fn simulate(
         let samples = request.keep_samples.then(|| raw.to_prices(sim.s0));
         let levels = &request.levels;
         let RawPaths {
-            terminal,
+            log_terminal,
             log_low,
             log_high,
             mean_terminal,
         } = &mut raw;
         // The three selections in parallel (each also splits its partitioning pass).
         let (terminal, (path_min, path_max)) = rayon::join(
-            || quantiles_of_transform(terminal, levels, |s| s),
+            || quantiles_of_transform(log_terminal, levels, price),
             || {
                 rayon::join(
                     || quantiles_of_transform(log_low, levels, price),

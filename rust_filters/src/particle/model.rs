@@ -455,7 +455,10 @@ mod tests {
                 assert!((phat - pbar * lin.noise_var / s).abs() < 1e-14 * phat);
                 let mhat = mbar + pbar * lin.jacobian / s * lin.innovation;
                 let got = obs.posterior_mean(mbar, pbar, phat);
-                assert!((got - mhat).abs() < 1e-12 * (1.0 + mhat.abs()), "{got} vs {mhat}");
+                assert!(
+                    (got - mhat).abs() < 1e-12 * (1.0 + mhat.abs()),
+                    "{got} vs {mhat}"
+                );
             }
         }
         check(&SvModel::PITT_SHEPHARD.observation(0.8, 1.0));
