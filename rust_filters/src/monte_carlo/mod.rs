@@ -9,12 +9,15 @@
 //! bit-identical whatever the number of threads; the mean is summed chunk by chunk in
 //! chunk order for the same reason.
 //!
-//! Speed: log space throughout, `exp` once per path (the terminal price, for the mean)
-//! and at the order statistics the min / max quantiles use; normals
-//! from `rand_distr`'s ziggurat on Xoshiro256++ (one `u64` per normal almost always);
-//! Merton jumps drawn sparsely (see `jumps`); quantiles by one partitioning pass and
-//! selection (see `order_stats`).
+//! Speed: log space throughout; a vectorised `exp` per path for the mean terminal price,
+//! and `f64::exp` only at the order statistics the quantiles use (numpy's linear rule on
+//! prices, exactly, since `exp` is increasing); normals in blocks (see
+//! `crate::normals`), paths simulated 8 at a time so that the step loop vectorises (see
+//! `kernel`); Merton jumps drawn sparsely (see `jumps`); quantiles by one partitioning
+//! pass and selection (see `order_stats`); output vectors reused across calls (see
+//! `buffers`).
 
+mod buffers;
 mod jumps;
 mod kernel;
 mod order_stats;
@@ -48,17 +51,24 @@ fn validate_threads(threads: Option<usize>) -> Result<(), InvalidArgument> {
 
 /// The three per-path vectors as the kernel leaves them.
 struct RawPaths {
-    terminal: Vec<f64>,
+    log_terminal: Vec<f64>,
     log_low: Vec<f64>,
     log_high: Vec<f64>,
     mean_terminal: f64,
 }
 
 impl RawPaths {
+    /// Hands the vectors back for reuse by the next simulation.
+    fn recycle(self) {
+        buffers::give(self.log_terminal);
+        buffers::give(self.log_low);
+        buffers::give(self.log_high);
+    }
+
     fn to_prices(&self, s0: f64) -> PathSamples {
         let price = |v: &Vec<f64>| v.par_iter().map(|x| s0 * x.exp()).collect();
         PathSamples {
-            terminal: self.terminal.clone(),
+            terminal: price(&self.log_terminal),
             low: price(&self.log_low),
             high: price(&self.log_high),
             mean_terminal: self.mean_terminal,
@@ -77,30 +87,32 @@ fn run_paths(sim: &Simulation) -> RawPaths {
     let sparse = sim.jumps.as_ref().and_then(|j| SparseJumps::new(j, sim.dt));
 
     let n = sim.n_paths;
-    let (mut terminal, mut log_low, mut log_high) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-    let chunk_sums: Vec<f64> = terminal
+    // Every element is written by its chunk below: reused vectors need no clearing.
+    let (mut log_terminal, mut log_low, mut log_high) =
+        (buffers::take(n), buffers::take(n), buffers::take(n));
+    let chunk_sums: Vec<f64> = log_terminal
         .par_chunks_mut(CHUNK_PATHS)
         .zip(log_low.par_chunks_mut(CHUNK_PATHS))
         .zip(log_high.par_chunks_mut(CHUNK_PATHS))
         .enumerate()
-        .map(|(k, ((terminal, log_low), log_high))| {
-            let mut rng = crate::rng::stream(sim.seed, k as u64);
+        .map(|(k, ((log_terminal, log_low), log_high))| {
+            let rng = crate::rng::stream(sim.seed, k as u64);
             let out = ChunkOut {
-                terminal,
+                log_terminal,
                 log_low,
                 log_high,
             };
             let j = sparse.as_ref();
             match (j.is_some(), sim.bridge) {
-                (false, false) => run_chunk::<false, false>(sim.s0, &steps, j, &mut rng, out),
-                (false, true) => run_chunk::<false, true>(sim.s0, &steps, j, &mut rng, out),
-                (true, false) => run_chunk::<true, false>(sim.s0, &steps, j, &mut rng, out),
-                (true, true) => run_chunk::<true, true>(sim.s0, &steps, j, &mut rng, out),
+                (false, false) => run_chunk::<false, false>(sim.s0, &steps, j, rng, out),
+                (false, true) => run_chunk::<false, true>(sim.s0, &steps, j, rng, out),
+                (true, false) => run_chunk::<true, false>(sim.s0, &steps, j, rng, out),
+                (true, true) => run_chunk::<true, true>(sim.s0, &steps, j, rng, out),
             }
         })
         .collect();
     RawPaths {
-        terminal,
+        log_terminal,
         log_low,
         log_high,
         mean_terminal: chunk_sums.iter().sum::<f64>() / n as f64,
@@ -115,7 +127,12 @@ pub fn simulate_paths(
 ) -> Result<PathSamples, InvalidArgument> {
     sim.validate()?;
     validate_threads(threads)?;
-    Ok(pool::run_on(threads, || run_paths(sim).to_prices(sim.s0)))
+    Ok(pool::run_on(threads, || {
+        let raw = run_paths(sim);
+        let samples = raw.to_prices(sim.s0);
+        raw.recycle();
+        samples
+    }))
 }
 
 /// Simulates and summarises: quantiles of the terminal, minimum and maximum prices at
@@ -142,14 +159,14 @@ pub fn simulate(
         let samples = request.keep_samples.then(|| raw.to_prices(sim.s0));
         let levels = &request.levels;
         let RawPaths {
-            terminal,
+            log_terminal,
             log_low,
             log_high,
             mean_terminal,
         } = &mut raw;
         // The three selections in parallel (each also splits its partitioning pass).
         let (terminal, (path_min, path_max)) = rayon::join(
-            || quantiles_of_transform(terminal, levels, |s| s),
+            || quantiles_of_transform(log_terminal, levels, price),
             || {
                 rayon::join(
                     || quantiles_of_transform(log_low, levels, price),
@@ -157,12 +174,14 @@ pub fn simulate(
                 )
             },
         );
+        let mean_terminal = *mean_terminal;
+        raw.recycle();
         Summary {
             levels: levels.clone(),
             terminal,
             path_min,
             path_max,
-            mean_terminal: *mean_terminal,
+            mean_terminal,
             n_paths: sim.n_paths,
             n_steps: sim.n_steps,
             path_range,

@@ -144,22 +144,12 @@ fn select_by_sample(data: &mut [f64], ranks: &[usize]) -> Vec<f64> {
         return select_in_place(data, ranks);
     }
     // The membership test unrolls over a fixed number of windows (padded with empty ones).
-    let (below, candidates) = match windows.len() {
+    let (below, mut inside) = match windows.len() {
         0..=2 => partition::<2>(data, &windows),
         3..=4 => partition::<4>(data, &windows),
         5..=6 => partition::<6>(data, &windows),
         _ => partition::<MAX_WINDOWS>(data, &windows),
     };
-    let mut inside: Vec<Vec<f64>> = windows
-        .iter()
-        .map(|w| {
-            candidates
-                .iter()
-                .copied()
-                .filter(|&x| x >= w.lo && x <= w.hi)
-                .collect()
-        })
-        .collect();
 
     let mut out = Vec::with_capacity(ranks.len());
     let mut missed = Vec::new();
@@ -185,54 +175,117 @@ fn select_by_sample(data: &mut [f64], ranks: &[usize]) -> Vec<f64> {
 }
 
 /// The partitioning pass, in parallel over pieces: per window, how many values lie below
-/// it, and the values inside any window (in an order that does not matter: only order
-/// statistics are taken from them).
-fn partition<const W: usize>(data: &[f64], windows: &[Window]) -> (Vec<usize>, Vec<f64>) {
-    let mut bounds = [(f64::INFINITY, f64::NEG_INFINITY); W]; // empty windows
+/// it, and the values inside it (in an order that does not matter: only order statistics
+/// are taken from them).
+fn partition<const W: usize>(data: &[f64], windows: &[Window]) -> (Vec<usize>, Vec<Vec<f64>>) {
+    // Padding windows at +inf: no finite value passes either of their edges.
+    let mut bounds = [(f64::INFINITY, f64::INFINITY); W];
     for (b, w) in bounds.iter_mut().zip(windows) {
         *b = (w.lo, w.hi);
     }
-    let pieces: Vec<(Vec<usize>, Vec<f64>)> = data
+    let pieces: Vec<Piece> = data
         .par_chunks(PIECE)
         .map_init(
-            || vec![0.0; PIECE],
-            |scratch, piece| partition_piece(piece, &bounds, windows.len(), scratch),
+            || (vec![0u8; PIECE], vec![0.0; PIECE], vec![0u8; PIECE]),
+            |(ranks, kept, kept_ranks), piece| {
+                partition_piece(piece, &bounds, windows.len(), ranks, kept, kept_ranks)
+            },
         )
         .collect();
     let mut below = vec![0usize; windows.len()];
-    let mut candidates = Vec::new();
-    for (b, c) in pieces {
-        below.iter_mut().zip(b).for_each(|(t, b)| *t += b);
-        candidates.extend_from_slice(&c);
+    // One more bucket for values in a padding window (+inf only), dropped below.
+    let mut inside: Vec<Vec<f64>> = vec![Vec::new(); W + 1];
+    for piece in pieces {
+        below.iter_mut().zip(piece.below).for_each(|(t, b)| *t += b);
+        for (&x, &r) in piece.kept.iter().zip(&piece.kept_ranks) {
+            // Bucketing by address, not by a branch per value.
+            inside[usize::from(r >> 1)].push(x);
+        }
     }
-    (below, candidates)
+    inside.truncate(windows.len());
+    (below, inside)
 }
 
-/// One piece: the below-counts are branch-free sums the compiler vectorises; the values
-/// inside a window are gathered by branch-free compaction (a branch per value would
-/// mispredict on the ~10 % that fall inside). `scratch` (at least `piece.len()` long)
-/// is reused across pieces.
+/// What one piece contributes: its below-counts per window, and the values inside a
+/// window with their edge ranks (odd: window `rank / 2`).
+struct Piece {
+    below: Vec<usize>,
+    kept: Vec<f64>,
+    kept_ranks: Vec<u8>,
+}
+
+/// One piece, compiled for AVX2 where the CPU has it (integer counts and comparisons
+/// only: the same result either way).
 fn partition_piece<const W: usize>(
     piece: &[f64],
     bounds: &[(f64, f64); W],
     used: usize,
-    scratch: &mut [f64],
-) -> (Vec<usize>, Vec<f64>) {
-    let below = bounds[..used]
-        .iter()
-        .map(|&(lo, _)| piece.iter().map(|&x| usize::from(x < lo)).sum())
+    ranks: &mut [u8],
+    kept: &mut [f64],
+    kept_ranks: &mut [u8],
+) -> Piece {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { partition_piece_avx2(piece, bounds, used, ranks, kept, kept_ranks) };
+    }
+    partition_piece_any(piece, bounds, used, ranks, kept, kept_ranks)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn partition_piece_avx2<const W: usize>(
+    piece: &[f64],
+    bounds: &[(f64, f64); W],
+    used: usize,
+    ranks: &mut [u8],
+    kept: &mut [f64],
+    kept_ranks: &mut [u8],
+) -> Piece {
+    partition_piece_any(piece, bounds, used, ranks, kept, kept_ranks)
+}
+
+/// The windows are sorted and disjoint, so a value's rank among their edges,
+/// `#{j : x >= lo_j} + #{j : x > hi_j}`, says everything: odd means inside window
+/// `rank / 2`, and the value is below window `j` iff `rank <= 2 j`. The ranks are a
+/// branch-free pass the compiler vectorises; the values inside a window are then gathered
+/// by branch-free compaction (a branch per value would mispredict on the ~10 % inside).
+/// The scratch slices (at least `piece.len()` long) are reused across pieces.
+#[inline(always)]
+fn partition_piece_any<const W: usize>(
+    piece: &[f64],
+    bounds: &[(f64, f64); W],
+    used: usize,
+    ranks: &mut [u8],
+    kept: &mut [f64],
+    kept_ranks: &mut [u8],
+) -> Piece {
+    let ranks = &mut ranks[..piece.len()];
+    for (r, &x) in ranks.iter_mut().zip(piece) {
+        *r = bounds
+            .iter()
+            .map(|&(lo, hi)| u8::from(x >= lo) + u8::from(x > hi))
+            .sum();
+    }
+    let below = (0..used)
+        .map(|j| {
+            let edge = (2 * j) as u8;
+            ranks.iter().map(|&r| usize::from(r <= edge)).sum()
+        })
         .collect();
-    let kept = &mut scratch[..piece.len()];
+    let (kept, kept_ranks) = (&mut kept[..piece.len()], &mut kept_ranks[..piece.len()]);
     let mut k = 0;
-    for &x in piece {
+    for (&x, &r) in piece.iter().zip(ranks.iter()) {
         // k <= index of x < piece.len(): in bounds.
         kept[k] = x;
-        let inside = bounds
-            .iter()
-            .fold(false, |acc, &(lo, hi)| acc | ((x >= lo) & (x <= hi)));
-        k += usize::from(inside);
+        kept_ranks[k] = r;
+        k += usize::from(r & 1);
     }
-    (below, kept[..k].to_vec())
+    Piece {
+        below,
+        kept: kept[..k].to_vec(),
+        kept_ranks: kept_ranks[..k].to_vec(),
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ use super::model::{check_finite, Model, Observation, StateSpaceModel, Transition
 use super::resample::{fill_offsets, Systematic};
 use super::runner::Runner;
 use super::{ParticleError, CHUNK};
+use crate::normals::BlockNormals;
 use crate::rng;
 use crate::snapshot;
 
@@ -176,22 +177,11 @@ impl Chunk {
         for (w, &lw) in self.w.iter_mut().zip(&self.lw) {
             *w = fastmath::exp(lw - max);
         }
-        let (mut sum, mut sum_sq, mut sum_x) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
-        let mut w = self.w.chunks_exact(LANES);
-        let mut x = self.x.chunks_exact(LANES);
-        for (w, x) in (&mut w).zip(&mut x) {
-            for l in 0..LANES {
-                sum[l] += w[l];
-                sum_sq[l] += w[l] * w[l];
-                // A zero-weight particle adds nothing, even if its state is not finite.
-                sum_x[l] += if w[l] > 0.0 { w[l] * x[l] } else { 0.0 };
-            }
-        }
-        for (l, (&w, &x)) in w.remainder().iter().zip(x.remainder()).enumerate() {
-            sum[l] += w;
-            sum_sq[l] += w * w;
-            sum_x[l] += if w > 0.0 { w * x } else { 0.0 };
-        }
+        // Three simple lane-wise reductions (each vectorises; fused, they did not).
+        let sum = lane_sums(&self.w, &self.w, |w, _| w);
+        let sum_sq = lane_sums(&self.w, &self.w, |w, _| w * w);
+        // A zero-weight particle adds nothing, even if its state is not finite.
+        let sum_x = lane_sums(&self.w, &self.x, |w, x| if w > 0.0 { w * x } else { 0.0 });
         let total = |a: [f64; LANES]| (a[0] + a[1]) + (a[2] + a[3]);
         self.stats = ChunkStats {
             max,
@@ -203,6 +193,23 @@ impl Chunk {
 }
 
 const LANES: usize = 4;
+
+/// Per-lane sums of `f(a_i, b_i)`: lane `l` adds elements `l, l + LANES, ...` in order.
+#[inline(always)]
+fn lane_sums(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> [f64; LANES] {
+    let mut acc = [0.0; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (ca, cb) in (&mut ca).zip(&mut cb) {
+        for l in 0..LANES {
+            acc[l] += f(ca[l], cb[l]);
+        }
+    }
+    for (l, (&a, &b)) in ca.remainder().iter().zip(cb.remainder()).enumerate() {
+        acc[l] += f(a, b);
+    }
+    acc
+}
 
 /// The largest element (of NaN-free data), in interleaved lanes so that it vectorises.
 #[inline(always)]
@@ -691,10 +698,7 @@ impl<O: Observation> Move<'_, O> {
 
     /// Standard normals for chunk `k` at this step, into `out.z`.
     fn draw_normals(&self, k: usize, out: &mut Chunk) {
-        let mut rng = rng::stream2(self.seed, self.t, k as u64);
-        for z in out.z.iter_mut() {
-            *z = rng.sample(StandardNormal);
-        }
+        BlockNormals::new(rng::stream2(self.seed, self.t, k as u64)).fill(&mut out.z);
     }
 
     /// `lw += log p(y | x)`, with NaN weights made zero weights.
@@ -740,6 +744,32 @@ impl<O: Observation> Move<'_, O> {
         };
         let (a2, ln_prior_var, inv_prior_var) = (tr.a * tr.a, prior_var.ln(), 1.0 / prior_var);
         let (xs, ps, lws, zs) = (&mut out.x, &mut out.p, &mut out.lw, &out.z);
+        // Every particle of the chunk has the same variance (always so for these models,
+        // which start from one prior variance): one Phat, sqrt and log for all.
+        let pbar = a2 * ps[0] + tr.var;
+        let shared = self
+            .obs
+            .state_free_posterior_var(pbar)
+            .filter(|_| ps.iter().fold(true, |same, &p| same & (p == ps[0])));
+        if let Some(phat) = shared {
+            let (sd, ln_phat) = (phat.sqrt(), phat.ln());
+            // Zipped slices (not indexed Vecs), so that the loop vectorises.
+            let particles = xs[..].iter_mut().zip(&mut lws[..]).zip(&zs[..]);
+            for ((x, lw), &z) in particles {
+                let mbar = tr.mean(*x);
+                let mhat = self.obs.posterior_mean(mbar, pbar, phat);
+                let moved = mhat + sd * z;
+                let d = moved - mbar;
+                // As below, with the chunk's constants.
+                let correction = 0.5 * (ln_phat + z * z - ln_prior_var - d * d * inv_prior_var);
+                *x = moved;
+                *lw += correction;
+            }
+            ps.fill(phat);
+            self.weigh(out);
+            out.summarise();
+            return;
+        }
         for i in 0..xs.len() {
             let mbar = tr.mean(xs[i]);
             let pbar = a2 * ps[i] + tr.var;

@@ -81,6 +81,23 @@ pub trait Observation: Sync {
     fn log_density(&self, x: f64) -> f64;
     /// The EKF linearisation at `mbar` (used by the EKPF proposal).
     fn linearise(&self, mbar: f64) -> Linearisation;
+
+    /// The EKF posterior variance `Phat` from the predicted one `Pbar`, when it does not
+    /// depend on the linearisation point (`None` when it does). Then particles that share
+    /// `Pbar` share `Phat`, and the EKPF computes it, its square root and its log once
+    /// per chunk instead of once per particle.
+    fn state_free_posterior_var(&self, _pbar: f64) -> Option<f64> {
+        None
+    }
+
+    /// The EKF posterior mean `mhat = mbar + K (z - h(mbar))` given `Pbar` and the `Phat`
+    /// of [`Observation::state_free_posterior_var`].
+    #[inline(always)]
+    fn posterior_mean(&self, mbar: f64, pbar: f64, _phat: f64) -> f64 {
+        let lin = self.linearise(mbar);
+        let h = lin.jacobian;
+        mbar + pbar / (h * h * pbar + lin.noise_var) * h * lin.innovation
+    }
 }
 
 /// A scalar state-space model with a Gaussian AR(1) transition.
@@ -149,6 +166,19 @@ impl Observation for SvObservation {
             jacobian: h,
             noise_var: 2.0 * h * h,
         }
+    }
+
+    /// With `H = e^m` and `R = 2 H^2`: `S = H^2 (Pbar + 2)`, so
+    /// `Phat = Pbar R / S = 2 Pbar / (Pbar + 2)` whatever `m`.
+    fn state_free_posterior_var(&self, pbar: f64) -> Option<f64> {
+        Some(2.0 * pbar / (pbar + 2.0))
+    }
+
+    /// `K (z - H) = Pbar H (z - H) / (H^2 (Pbar + 2)) = (Phat / 2) (z e^-m - 1)`: one
+    /// `exp` and no division per particle.
+    #[inline(always)]
+    fn posterior_mean(&self, mbar: f64, _pbar: f64, phat: f64) -> f64 {
+        mbar + 0.5 * phat * (self.z * fastmath::exp(-mbar) - 1.0)
     }
 }
 
@@ -230,6 +260,17 @@ impl Observation for LinearObservation {
             jacobian: 1.0,
             noise_var: self.var,
         }
+    }
+
+    /// `H = 1`, `R = tau^2`: `Phat = Pbar R / (Pbar + R)`.
+    fn state_free_posterior_var(&self, pbar: f64) -> Option<f64> {
+        Some(pbar * self.var / (pbar + self.var))
+    }
+
+    /// `K = Pbar / (Pbar + R) = Phat / R`.
+    #[inline(always)]
+    fn posterior_mean(&self, mbar: f64, _pbar: f64, phat: f64) -> f64 {
+        mbar + phat * self.inv_var * (self.y - mbar)
     }
 }
 
@@ -400,6 +441,30 @@ mod tests {
         let var = dt * f64::exp(x);
         let expect = -0.5 * (LN_2PI + var.ln() + y * y / var);
         assert!((m.observation(y, dt).log_density(x) - expect).abs() < 1e-13);
+    }
+
+    /// The shared-variance shortcuts equal the EKF update from the linearisation (to
+    /// rounding) at any linearisation point.
+    #[test]
+    fn state_free_updates_match_the_linearised_ekf() {
+        fn check<O: Observation>(obs: &O) {
+            for (mbar, pbar) in [(-1.0, 0.03), (0.4, 0.5), (-3.0, 1.7)] {
+                let lin = obs.linearise(mbar);
+                let s = lin.jacobian * lin.jacobian * pbar + lin.noise_var;
+                let phat = obs.state_free_posterior_var(pbar).unwrap();
+                assert!((phat - pbar * lin.noise_var / s).abs() < 1e-14 * phat);
+                let mhat = mbar + pbar * lin.jacobian / s * lin.innovation;
+                let got = obs.posterior_mean(mbar, pbar, phat);
+                assert!(
+                    (got - mhat).abs() < 1e-12 * (1.0 + mhat.abs()),
+                    "{got} vs {mhat}"
+                );
+            }
+        }
+        check(&SvModel::PITT_SHEPHARD.observation(0.8, 1.0));
+        check(&SvModel::PITT_SHEPHARD.observation(-2.5, 0.5));
+        let lg = LinearGaussianModel::new(0.1, 0.9, 0.3, 0.2).unwrap();
+        check(&lg.observation(0.7, 1.0));
     }
 
     #[test]

@@ -65,9 +65,12 @@ impl<'a> Systematic<'a> {
         loop {
             let before = self.offsets[c] + self.scales[c] * local_cum;
             // #{i : (u0 + i) spacing <= before} = floor(v) + 1 for v >= 0, else 0, with
-            // v = before / spacing - u0: truncating v + 1 gives both (the cast saturates
-            // negatives to 0) without calling floor.
-            let first_out = (before * inv_spacing - self.u0 + 1.0) as usize;
+            // v = before / spacing - u0: truncating v + 1 gives both without calling
+            // floor. Clamped to [0, 2^52] (NaN becomes 0), so the truncation can be the
+            // plain instruction: a checked `as` cast adds range branches to the hot loop.
+            let v1 = (before * inv_spacing - self.u0 + 1.0).clamp_finite();
+            // SAFETY: `v1` is finite and in [0, 2^52], representable as i64.
+            let first_out = unsafe { v1.to_int_unchecked::<i64>() } as usize;
             let slot = first_out.saturating_sub(first);
             if slot >= n_out {
                 break;
@@ -85,10 +88,30 @@ impl<'a> Systematic<'a> {
                 local_cum = 0.0;
             }
         }
+        // Marks are increasing, so the running maximum takes every mark: a select (no
+        // branch, which would mispredict at the irregular marks).
         let mut running = 0;
         for a in anc.iter_mut() {
-            running = running.max(*a);
+            running = if *a > running { *a } else { running };
             *a = running;
+        }
+    }
+}
+
+/// Clamping into `[0, 2^52]` with NaN sent to 0, as plain min / max selects.
+trait ClampFinite {
+    fn clamp_finite(self) -> f64;
+}
+
+impl ClampFinite for f64 {
+    #[inline(always)]
+    fn clamp_finite(self) -> f64 {
+        const TOP: f64 = 4_503_599_627_370_496.0; // 2^52
+        let low = if self > 0.0 { self } else { 0.0 }; // NaN fails the test: 0
+        if low < TOP {
+            low
+        } else {
+            TOP
         }
     }
 }
