@@ -191,6 +191,7 @@ class Engine:
         self._stop = asyncio.Event()
         self._aborted = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._runner: asyncio.Task[Any] | None = None
         self._next_checkpoint = 0.0
         self.running = False
         self.error: BaseException | None = None
@@ -205,12 +206,15 @@ class Engine:
         acknowledged and committed before this returns.
         """
         self.running = True
+        self._runner = asyncio.current_task()
         consume = asyncio.create_task(self._consume(), name="engine-consume")
         process = asyncio.create_task(self._process(), name="engine-process")
         commit = asyncio.create_task(self._commit(), name="engine-commit")
         self._tasks = [consume, process, commit]
         try:
             await process  # ends on stop or idle end of input; raises on a failure
+            if self._aborted:  # the process task may end on the stop flag before its cancel
+                raise asyncio.CancelledError("engine aborted")
             # Stop the consumer. asyncio.wait_for (3.11) can swallow a cancellation that
             # races with its timeout, so the loop also checks the stop flag, and the queue
             # is emptied so a pending put returns (those batches are uncommitted anyway).
@@ -250,6 +254,11 @@ class Engine:
         self._stop.set()
         for task in self._tasks:
             task.cancel()
+        # run() itself too: it may be past the process task, in the graceful tail, waiting
+        # on the (now cancelled) commit task.
+        runner = self._runner
+        if runner is not None and runner is not asyncio.current_task():
+            runner.cancel()
 
     # -- consume ----------------------------------------------------------------------
 
