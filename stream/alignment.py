@@ -6,6 +6,13 @@ offset) order: an event is released only when every other partition either has a
 buffered event at the same or a later time, or has nothing more to give right now
 (caught up). On a recorded feed that is fully present (a replay), the order is therefore
 the same on every run and on every transport.
+
+Live, "caught up" is as of the partition's last fetch: if records are appended to the VIX
+partition and a fetch returns them before the ticks of the same instant have reached the
+tick partition, the VIX events are released first (the tick partition looked caught up).
+The stream stays at least once and in order per partition, but such a live run can merge
+partitions differently from a later replay of the same records; a lateness allowance
+(hold events for a fixed delay) would trade latency for that guarantee.
 """
 
 from __future__ import annotations
