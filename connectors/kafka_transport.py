@@ -191,9 +191,7 @@ class KafkaSink:
                 raise ValueError(f"record of {len(value)} bytes does not fit a Kafka batch")
         batch.records += 1
         if slot.flusher is None:
-            slot.flusher = asyncio.get_running_loop().create_task(
-                self._flush_slot(target, slot, self._linger)
-            )
+            self._start_flusher(target, slot, self._linger)
         elif len(slot.ready) > _MAX_READY_BATCHES:
             await asyncio.shield(slot.flusher)  # backpressure: the broker is behind
         return batch.acked
@@ -209,6 +207,9 @@ class KafkaSink:
         batch = _OpenBatch(self._producer.create_batch(), asyncio.get_running_loop())
         slot.open = batch
         return batch
+
+    def _start_flusher(self, target: tuple[str, int], slot: _Slot, delay: float) -> None:
+        slot.flusher = asyncio.get_running_loop().create_task(self._flush_slot(target, slot, delay))
 
     async def _flush_slot(self, target: tuple[str, int], slot: _Slot, delay: float) -> None:
         try:
@@ -236,9 +237,7 @@ class KafkaSink:
         while True:
             for target, slot in self._slots.items():
                 if slot.flusher is None and (slot.ready or (slot.open and slot.open.records)):
-                    slot.flusher = asyncio.get_running_loop().create_task(
-                        self._flush_slot(target, slot, 0.0)
-                    )
+                    self._start_flusher(target, slot, 0.0)
             running = [s.flusher for s in self._slots.values() if s.flusher is not None]
             if not running:
                 break

@@ -325,13 +325,8 @@ class Engine:
                 # The embedded sink never suspends: yield so that WebSocket writers, the
                 # commit task and timers run during a long batch.
                 await asyncio.sleep(0)
-            if type(item) is Tick:  # the common case first, without the generic dispatch
-                self.clock.advance(item.ts)
-                self.stats.events[record.topic] += 1
-                await self._on_tick(record, item)
-            else:
-                self.clock.advance(self._last_ts_of(item))
-                await self._apply(record, item)
+            self.clock.advance(self._last_ts_of(item))
+            await self._apply(record, item)
             self._next[tp] = offset + 1
 
     def _new_aligner(self) -> EventTimeAligner[_Item]:
@@ -355,10 +350,10 @@ class Engine:
     async def _apply(self, record: InRecord, event: Any) -> None:
         topic = record.topic
         self.stats.events[topic] += 1
-        if isinstance(event, BadMessageError):
-            await self._dead_letter(record, event.reason)
-        elif isinstance(event, Tick):
+        if type(event) is Tick:  # the common case first
             await self._on_tick(record, event)
+        elif isinstance(event, BadMessageError):
+            await self._dead_letter(record, event.reason)
         elif isinstance(event, VixUpdate):
             if event.ts < self.last_vix_ts:
                 await self._dead_letter(

@@ -147,6 +147,8 @@ def parse_chain(obj: dict[str, Any]) -> OptionChain:
 
 @lru_cache(maxsize=4096)
 def _expiry(text: str) -> date:
+    """The expiry date of ``text`` (its first 10 characters); expiries repeat across the
+    quotes of a chain and across chains, so each is parsed once."""
     return date.fromisoformat(text[:10])
 
 
@@ -168,7 +170,7 @@ def _quote(q: Any, i: int) -> OptionQuote:
     try:
         expiry_raw = _required(q, "expiry")
         try:
-            expiry = date.fromisoformat(str(expiry_raw)[:10])
+            expiry = _expiry(str(expiry_raw))
         except ValueError:
             raise BadMessageError(f"field 'expiry' is not an ISO date: {expiry_raw!r}") from None
         right = _required(q, "right")

@@ -48,10 +48,7 @@ pub fn parse_tick(raw: &[u8]) -> Option<TickFields> {
         && at_least(t.size, 0.0)
         && t.bid.is_none_or(|b| b > 0.0 && b.is_finite())
         && t.ask.is_none_or(|a| a > 0.0 && a.is_finite())
-        && match (t.bid, t.ask) {
-            (Some(b), Some(a)) => b <= a,
-            _ => true,
-        };
+        && not_crossed(t.bid, t.ask);
     ok.then(|| (t.symbol.to_owned(), t.ts, t.price, t.size, t.bid, t.ask))
 }
 
@@ -120,6 +117,13 @@ fn at_least(value: Option<f64>, minimum: f64) -> bool {
     value.is_none_or(|v| v >= minimum && v.is_finite())
 }
 
+fn not_crossed(bid: Option<f64>, ask: Option<f64>) -> bool {
+    match (bid, ask) {
+        (Some(b), Some(a)) => b <= a,
+        _ => true,
+    }
+}
+
 fn iso_date_prefix(text: &str) -> bool {
     let b = text.as_bytes();
     b.len() >= 10
@@ -148,10 +152,7 @@ fn quote(raw: &RawValue) -> Option<QuoteFields> {
         && at_least(q.vega, f64::NEG_INFINITY)
         && at_least(q.bid, 0.0)
         && at_least(q.ask, 0.0)
-        && match (q.bid, q.ask) {
-            (Some(b), Some(a)) => b <= a,
-            _ => true,
-        }
+        && not_crossed(q.bid, q.ask)
         && at_least(q.volume, 0.0)
         && at_least(q.open_interest, 0.0);
     ok.then(|| {
