@@ -94,7 +94,7 @@ class EmbeddedSource:
             stop = min(len(records), start + share, start + max_records - len(out))
             for offset in range(start, stop):
                 key, value = records[offset]
-                out.append(InRecord(tp.topic, tp.partition, offset, key, value))
+                out.append(InRecord(tp.topic, tp.partition, offset, key, value, tp))
             self._position[tp] = max(start, stop)
         return out
 

@@ -19,7 +19,7 @@ from aiokafka.errors import KafkaConnectionError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition as KafkaTP
 
-from connectors.transport import InRecord, TopicPartition
+from connectors.transport import InRecord, TopicPartition, topic_partition
 
 RevokeHandler = Callable[[frozenset[TopicPartition]], Awaitable[None]]
 
@@ -104,10 +104,11 @@ class KafkaSource:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         out: list[InRecord] = []
         for ktp, records in batches.items():
+            tp = topic_partition(ktp.topic, ktp.partition)
             for r in records:
-                out.append(InRecord(ktp.topic, ktp.partition, r.offset, r.key, r.value))
+                out.append(InRecord(tp.topic, tp.partition, r.offset, r.key, r.value, tp))
             if records:
-                self._next[TopicPartition(ktp.topic, ktp.partition)] = records[-1].offset + 1
+                self._next[tp] = records[-1].offset + 1
         # Partitions with nothing returned yet: learn where we stand, so that an empty or
         # fully consumed partition counts as caught up.
         for ktp in self._consumer.assignment():

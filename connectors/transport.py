@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 
@@ -19,25 +19,32 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InRecord:
-    """One consumed record, with where it came from (for commits and dead letters)."""
+    """One consumed record, with where it came from (for commits and dead letters).
+
+    Treat it as immutable. Not a frozen dataclass: one is built per consumed record, and
+    a frozen one's ``__init__`` costs five times as much (it sets fields through
+    ``object.__setattr__``). ``tp`` is ``(topic, partition)`` as one shared object: see
+    :func:`topic_partition`.
+    """
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes
-    tp: TopicPartition = field(init=False, compare=False, repr=False)
+    tp: TopicPartition
 
-    def __post_init__(self) -> None:
-        # Built once per record (the engine asks for it several times) from a cache: a
-        # NamedTuple costs a Python-level __new__.
-        key = (self.topic, self.partition)
-        tp = _TPS.get(key)
-        if tp is None:
-            tp = _TPS[key] = TopicPartition(self.topic, self.partition)
-        object.__setattr__(self, "tp", tp)
+
+def topic_partition(topic: str, partition: int) -> TopicPartition:
+    """The shared :class:`TopicPartition` of ``(topic, partition)`` (a NamedTuple costs a
+    Python-level ``__new__``; sources look it up once per record)."""
+    key = (topic, partition)
+    tp = _TPS.get(key)
+    if tp is None:
+        tp = _TPS[key] = TopicPartition(topic, partition)
+    return tp
 
 
 _TPS: dict[tuple[str, int], TopicPartition] = {}

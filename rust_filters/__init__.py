@@ -1,5 +1,5 @@
 """markov's Rust core: UKF, particle filters, parallel Monte Carlo and the stream's
-hot-path wire formats (tick parsing, range encoding).
+hot path (tick parsing, the per-tick volatility filters, range encoding).
 
 The compiled classes live in :mod:`rust_filters._core`; NumPy reference
 implementations of the same algorithms (the test oracle and the benchmark's
@@ -17,6 +17,7 @@ from rust_filters._core import (
     SmileModel,
     StochVolModel,
     StochVolPriceModel,
+    TickVolatility,
     __version__,
     parse_chain_fast,
     parse_tick_fast,
@@ -35,6 +36,7 @@ __all__ = [
     "SmileModel",
     "StochVolModel",
     "StochVolPriceModel",
+    "TickVolatility",
     "__version__",
     "parse_chain_fast",
     "parse_tick_fast",

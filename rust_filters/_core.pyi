@@ -18,6 +18,7 @@ __all__ = [
     "SmileModel",
     "StochVolModel",
     "StochVolPriceModel",
+    "TickVolatility",
     "__version__",
     "parse_chain_fast",
     "parse_tick_fast",
@@ -517,3 +518,39 @@ class RangeEncoder:
         tick_vol: tuple[float, float] | None = None,
     ) -> bytes:
         """The message for a tick at ``price``, as JSON bytes."""
+
+@final
+class TickVolatility:
+    """One symbol's tick filters: the UKF and a bootstrap particle filter on the daily SV
+    model, stepped together in trading time by ``update(ts_ns, price)``."""
+
+    def __new__(
+        cls,
+        mu: float,
+        phi: float,
+        sigma: float,
+        *,
+        n_particles: int = 256,
+        seed: int = 0,
+        session_seconds: float,
+        gap_seconds: float,
+        gap_dt: float,
+    ) -> TickVolatility: ...
+    def update(self, ts_ns: int, price: float) -> tuple[float, float] | None:
+        """Fold in one tick; the filtered volatility (annualised %, (ukf, pf)) after it."""
+    def volatility(self) -> tuple[float, float] | None: ...
+    def trading_dt(self, seconds: float) -> float: ...
+    @property
+    def ticks(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def resets(self) -> int: ...
+    @property
+    def last_tick(self) -> tuple[int, float] | None: ...
+    def snapshot(self) -> bytes: ...
+    @classmethod
+    def restore(cls, data: bytes) -> TickVolatility: ...
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]: ...

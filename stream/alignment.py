@@ -48,33 +48,38 @@ class EventTimeAligner(Generic[T]):
     def release(
         self, caught_up: Callable[[TopicPartition], bool]
     ) -> list[tuple[TopicPartition, int, T]]:
-        """Everything that can be released now, as (partition, offset, item), in order."""
+        """Everything that can be released now, as (partition, offset, item), in order.
+
+        The head with the smallest (time, rank) is safe when no other partition is both
+        empty and not caught up (a non-empty one has its head at a later time, or it would
+        be the minimum). ``caught_up`` does not change during a call, so that is checked
+        once up front and again only for a partition that this call empties; and a
+        partition runs on without heap operations while its next event still precedes
+        every other head (ticks come in long runs).
+        """
         out: list[tuple[TopicPartition, int, T]] = []
-        heads = [(q[0][0], self._rank[tp], tp) for tp, q in self._queues.items() if q]
+        queues, rank = self._queues, self._rank
+        if any(not q and not caught_up(tp) for tp, q in queues.items()):
+            return out
+        heads = [(q[0][0], rank[tp], tp) for tp, q in queues.items() if q]
         heapq.heapify(heads)
         while heads:
-            ts, _, tp = heads[0]
-            if not self._safe(tp, ts, caught_up):
-                break
-            heapq.heappop(heads)
-            queue = self._queues[tp]
-            _, offset, item = queue.popleft()
-            out.append((tp, offset, item))
-            if queue:
-                heapq.heappush(heads, (queue[0][0], self._rank[tp], tp))
+            _, r, tp = heapq.heappop(heads)
+            queue = queues[tp]
+            bound_ts, bound_rank = (heads[0][0], heads[0][1]) if heads else (None, 0)
+            while True:
+                _, offset, item = queue.popleft()
+                out.append((tp, offset, item))
+                if not queue:
+                    if not caught_up(tp):
+                        return out  # an earlier event may still arrive on `tp`
+                    break
+                ts = queue[0][0]
+                if bound_ts is not None and (ts > bound_ts or (ts == bound_ts and r > bound_rank)):
+                    heapq.heappush(heads, (ts, r, tp))
+                    break
         return out
 
     def drain(self) -> list[tuple[TopicPartition, int, T]]:
         """Release everything (end of input), still in order."""
         return self.release(lambda _tp: True)
-
-    def _safe(
-        self, tp: TopicPartition, ts: int, caught_up: Callable[[TopicPartition], bool]
-    ) -> bool:
-        for other, queue in self._queues.items():
-            if other == tp or queue:
-                # A buffered head at a smaller time would have been the heap's minimum.
-                continue
-            if not caught_up(other):
-                return False  # an earlier event may still arrive on `other`
-        return True

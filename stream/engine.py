@@ -55,9 +55,9 @@ from stream.symbol_state import NS, OutOfOrderError, SymbolState
 log = logging.getLogger(__name__)
 
 DLQ_PAYLOAD_LIMIT = 10_240  # bytes of the original payload kept in a dead letter
-STATE_VERSION = 2  # 2: the tick filters' state is part of it
+STATE_VERSION = 3  # 2: the tick filters' state is part of it; 3: as one Rust snapshot
 YIELD_EVERY = 64  # records processed between two yields to the event loop
-_Item = tuple[InRecord, Any]  # (record, parsed event or BadMessageError)
+_Item = tuple[InRecord, Any, int]  # (record, event or BadMessageError, its clock time)
 
 
 @dataclass
@@ -298,36 +298,45 @@ class Engine:
         if aligner is None or self._aligned != set(self._caught) | {r.tp for r in records}:
             aligner = self._new_aligner()
         kinds, max_bytes = self._kinds, self.config.stream.max_message_bytes
+        last_ts, skip = self._last_ts, self._skip
         for record in records:
             tp = record.tp
-            skip_below = self._skip.get(tp)
-            if skip_below is not None and record.offset < skip_below:
-                # Already reflected by the restored state (and its outputs acknowledged).
-                self._next[tp] = record.offset + 1
-                self.tracker.processed(tp, record.offset)
-                self.stats.skipped_restored += 1
-                continue
+            if skip:
+                skip_below = skip.get(tp)
+                if skip_below is not None and record.offset < skip_below:
+                    # Already reflected by the restored state (and its outputs acknowledged).
+                    self._next[tp] = record.offset + 1
+                    self.tracker.processed(tp, record.offset)
+                    self.stats.skipped_restored += 1
+                    continue
             item: Any
             try:
                 item = parse(kinds[record.topic], record.value, max_bytes=max_bytes)
                 ts = item.ts
+                aligner.push(tp, ts, record.offset, (record, item, ts))
             except BadMessageError as exc:
-                item = exc
-                ts = self._last_ts.get(tp, 0)  # keeps the partition's order for commits
-            self._last_ts[tp] = ts
-            aligner.push(tp, ts, record.offset, (record, item))
+                # Queued at the partition's last time (keeps its order for commits); it
+                # does not move the clock.
+                ts = last_ts.get(tp, 0)
+                aligner.push(tp, ts, record.offset, (record, exc, 0))
+            last_ts[tp] = ts
         caught = self._caught
         released = aligner.release(lambda p: caught.get(p, False))
-        for n, (tp, offset, (record, item)) in enumerate(released, 1):
+        advance, events, next_offset = self.clock.advance, self.stats.events, self._next
+        for n, (tp, offset, (record, item, ts)) in enumerate(released, 1):
             if self._aborted:
                 raise asyncio.CancelledError("engine aborted")
             if n % YIELD_EVERY == 0:
                 # The embedded sink never suspends: yield so that WebSocket writers, the
                 # commit task and timers run during a long batch.
                 await asyncio.sleep(0)
-            self.clock.advance(self._last_ts_of(item))
-            await self._apply(record, item)
-            self._next[tp] = offset + 1
+            advance(ts)
+            if type(item) is Tick:  # the common case, without the dispatch below
+                events[record.topic] += 1
+                await self._on_tick(record, item)
+            else:
+                await self._apply(record, item)
+            next_offset[tp] = offset + 1
 
     def _new_aligner(self) -> EventTimeAligner[_Item]:
         """(Re)build the aligner when the assignment changes, keeping buffered records."""
@@ -339,20 +348,14 @@ class Engine:
         new: EventTimeAligner[_Item] = EventTimeAligner(order)
         if old is not None:
             for tp, offset, item in old.drain():
-                new.push(tp, self._last_ts_of(item[1]), offset, item)
+                new.push(tp, item[2], offset, item)
         self._aligner = new
         return new
 
-    @staticmethod
-    def _last_ts_of(item: Any) -> int:
-        return 0 if isinstance(item, BadMessageError) else int(item.ts)
-
     async def _apply(self, record: InRecord, event: Any) -> None:
-        topic = record.topic
-        self.stats.events[topic] += 1
-        if type(event) is Tick:  # the common case first
-            await self._on_tick(record, event)
-        elif isinstance(event, BadMessageError):
+        """Everything but a valid tick (those go straight to :meth:`_on_tick`)."""
+        self.stats.events[record.topic] += 1
+        if isinstance(event, BadMessageError):
             await self._dead_letter(record, event.reason)
         elif isinstance(event, VixUpdate):
             if event.ts < self.last_vix_ts:
@@ -394,7 +397,7 @@ class Engine:
         except OutOfOrderError as exc:
             await self._dead_letter(record, str(exc))
             return
-        rt.filters.update(tick.ts, tick.price)
+        tick_vol = rt.filters.core.update(tick.ts, tick.price)
         closed = state.on_tick(tick.ts, tick.price, self.vix)
         if closed is not None:
             await self._close_bar(rt, closed)
@@ -419,7 +422,6 @@ class Engine:
             self.topics.ranges,
             self.vix,
         )
-        tick_vol = rt.filters.volatility()
         for template in templates:
             seq = state.next_seq()
             message = template.encode(ts, seq, price, vix, tick_vol)

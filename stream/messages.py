@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -46,8 +46,10 @@ class Kind(StrEnum):
     OPTIONS = "options"
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
+class Tick(NamedTuple):
+    """A trade or quote update. A NamedTuple, not a frozen dataclass: one is built per
+    tick, from the tuple the Rust parser returns, at a fifth of the cost."""
+
     symbol: str
     ts: int  # epoch nanoseconds, event time
     price: float
@@ -99,7 +101,7 @@ def parse(kind: Kind, raw: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Even
     if kind is Kind.TICK:
         tick = parse_tick_fast(raw)
         if tick is not None:
-            return Tick(*tick)
+            return Tick._make(tick)
     elif kind is Kind.OPTIONS:
         fields = parse_chain_fast(raw)
         chain = None if fields is None else _chain_from_fast(fields)

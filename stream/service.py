@@ -37,6 +37,7 @@ from models.baselines import EwmaNormal, VixImpliedNormal
 from models.ensemble import ModelEnsemble
 from stream.clock import Clock, WallClock
 from stream.engine import Engine, EngineTopics
+from stream.heap import enter_hot_path, leave_hot_path
 from stream.refit import ExecutorKind, make_executor
 from stream.refit import ready as refit_ready
 
@@ -112,6 +113,7 @@ class StreamService:
         self.engine: Engine | None = None
         self._started: list[Any] = []
         self._stop_requested = False
+        self._hot = False  # the GC settings of stream.heap are in force
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -176,6 +178,8 @@ class StreamService:
         )  # fmt: skip
         if self._stop_requested:
             self.engine.request_stop()
+        enter_hot_path()
+        self._hot = True
 
     def _warm_up(self, symbol: str) -> tuple[ModelEnsemble, pd.DataFrame]:
         data = self.config.data
@@ -208,6 +212,9 @@ class StreamService:
             self.engine.abort()
 
     async def _close(self) -> None:
+        if self._hot:
+            self._hot = False
+            leave_hot_path()
         for part in reversed(self._started):
             with contextlib.suppress(Exception):
                 await part.stop()

@@ -49,3 +49,28 @@ def test_waits_for_a_partition_that_is_not_caught_up() -> None:
     assert aligner.release(lambda tp: tp != VIX) == []  # VIX may still send something earlier
     assert [item for _, _, item in aligner.release(lambda tp: True)] == ["tick"]
     assert len(aligner) == 0
+
+
+def test_three_partitions_with_ties_release_in_time_rank_offset_order() -> None:
+    """Runs of one partition (released without heap operations) stop exactly where
+    another partition's head comes first, ties going to the lower rank."""
+    options = TopicPartition("markov.options", 0)
+    parts = [VIX, options, TICKS]
+    for seed in range(30):
+        rng = random.Random(seed)
+        data = {tp: sorted(rng.choices(range(12), k=rng.randint(0, 15))) for tp in parts}
+        aligner: EventTimeAligner[tuple[int, int, int]] = EventTimeAligner(parts)
+        position = dict.fromkeys(parts, 0)
+        out: list[tuple[int, int, int]] = []
+        while any(position[tp] < len(data[tp]) for tp in parts):
+            tp = rng.choice([tp for tp in parts if position[tp] < len(data[tp])])
+            stop = min(len(data[tp]), position[tp] + rng.randint(1, 4))
+            for offset in range(position[tp], stop):
+                ts = data[tp][offset]
+                aligner.push(tp, ts, offset, (ts, parts.index(tp), offset))
+            position[tp] = stop
+            done = {p for p in parts if position[p] >= len(data[p])}
+            out += [item for _, _, item in aligner.release(done.__contains__)]
+        out += [item for _, _, item in aligner.drain()]
+        want = sorted((ts, parts.index(tp), i) for tp in parts for i, ts in enumerate(data[tp]))
+        assert out == want, seed

@@ -4,6 +4,7 @@ throttling, dead letters, at-least-once restarts and the WebSocket feed."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import random
 from collections import Counter
@@ -49,7 +50,9 @@ def check_range_stream(ranges: list[tuple[bytes | None, bytes]], tick_ts: list[i
 async def test_every_expected_publication_in_order_and_valid() -> None:
     records = feed_days(3)
     config = make_config("stream.publish_throttle_seconds=1")
+    gc_before = gc.get_threshold()
     bus, service = await run_embedded(config, records)
+    assert gc.get_threshold() == gc_before  # the service's GC settings end with it
     check_range_stream(bus.topic("markov.ranges"), expected_publications(records, 1))
     stats = service.engine.stats  # type: ignore[union-attr]
     assert stats.total_events == len(records)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -36,9 +37,10 @@ def run(filters: TickFilters, ticks: list[tuple[int, float]]) -> TickFilters:
 
 
 def test_trading_time_steps() -> None:
-    assert TickFilters.trading_dt(60.0) == pytest.approx(60.0 / SESSION_SECONDS)
-    assert TickFilters.trading_dt(17.5 * 3600) == GAP_DT  # overnight
-    assert TickFilters.trading_dt(0.0) > 0  # two ticks in the same nanosecond
+    filters = TickFilters(SVParams(0.0, 0.97, 0.18))
+    assert filters.trading_dt(60.0) == pytest.approx(60.0 / SESSION_SECONDS)
+    assert filters.trading_dt(17.5 * 3600) == GAP_DT  # overnight
+    assert filters.trading_dt(0.0) > 0  # two ticks in the same nanosecond
 
 
 @pytest.mark.parametrize("daily_vol", [0.6, 1.2])
@@ -82,6 +84,20 @@ def test_restore_continues_bit_identically() -> None:
     restored = run(TickFilters.restore(half.snapshot()), ticks[500:])
     assert restored.volatility() == whole.volatility()
     assert restored.snapshot() == whole.snapshot()
+    assert pickle.loads(pickle.dumps(half.core)).snapshot() == half.core.snapshot()
+
+
+def test_a_refused_tick_leaves_the_filters_unchanged() -> None:
+    params = SVParams(0.0, 0.97, 0.18)
+    filters = run(TickFilters(params, seed=4), session_ticks(1.0, 1, 60, seed=3))
+    untouched = TickFilters.restore(filters.snapshot())
+    for bad in (math.nan, math.inf, 0.0, -1.0):
+        assert filters.update(DAY_OPEN + 86_400 * NS, bad) == untouched.volatility()
+    assert filters.rejected == 4 and "price" in (filters.last_error or "")
+    # The next good tick moves both exactly alike (the same reference, the same state).
+    ts = DAY_OPEN + 86_401 * NS
+    assert filters.update(ts, 101.0) == untouched.update(ts, 101.0)
+    assert filters.ticks == untouched.ticks == 390
 
 
 def test_prior_from_returns_needs_data() -> None:

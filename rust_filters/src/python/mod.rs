@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 mod monte_carlo;
 mod particle;
+mod tick_vol;
 mod ukf;
 mod wire;
 
@@ -15,5 +16,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     particle::register(m)?;
     monte_carlo::register(m)?;
     wire::register(m)?;
+    tick_vol::register(m)?;
     Ok(())
 }
