@@ -61,6 +61,7 @@ class KafkaSource:
         max_message_bytes: int = 1_048_576,
         on_revoke: RevokeHandler | None = None,
         client_id: str = "markov",
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._topics = list(topics)
@@ -76,6 +77,7 @@ class KafkaSource:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=fetch,
             fetch_max_bytes=fetch,
+            fetch_max_wait_ms=fetch_max_wait_ms,
         )
         self._next: dict[TopicPartition, int] = {}
 

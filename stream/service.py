@@ -129,7 +129,9 @@ class StreamService:
         restore: dict[str, dict[str, Any]]
         if self.mode == "kafka":
             bootstrap = cfg.kafka.bootstrap_servers
-            sink = KafkaSink(bootstrap, client_id=cfg.kafka.client_id)
+            sink = KafkaSink(
+                bootstrap, client_id=cfg.kafka.client_id, linger_ms=cfg.kafka.linger_ms
+            )
             await sink.start()
             self.sink = sink
             self._started.append(sink)
@@ -138,6 +140,7 @@ class StreamService:
             source: EventSource = KafkaSource(
                 bootstrap, self.topics.inputs, cfg.kafka.group_id,
                 max_message_bytes=cfg.max_message_bytes, client_id=cfg.kafka.client_id,
+                fetch_max_wait_ms=cfg.kafka.fetch_max_wait_ms,
             )  # fmt: skip
         else:
             assert self.bus is not None

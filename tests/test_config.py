@@ -354,7 +354,8 @@ def test_override_that_breaks_a_cross_field_rule_is_rejected() -> None:
         ("forecast.horizon=five", "forecast.horizon: expected an integer, got 'five'"),
         (
             "stream.kafka.servers=x:1",
-            "stream.kafka.servers: unknown key; allowed: bootstrap_servers, group_id, client_id",
+            "stream.kafka.servers: unknown key; allowed: bootstrap_servers, group_id, client_id, "
+            "fetch_max_wait_ms, linger_ms",
         ),
     ],
 )
