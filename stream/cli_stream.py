@@ -165,7 +165,7 @@ def _report(service: StreamService, out: TextIO, seconds: float | None = None) -
     if engine is None:
         return
     s = engine.stats
-    rate = f" in {seconds:.1f} s ({s.total_events / seconds:,.0f} events/s)" if seconds else ""
+    rate = f" in {seconds:.1f} s (start-up included)" if seconds else ""
     print(file=sys.stderr)
     print(f"events     {s.total_events:,}{rate}", file=out)
     for topic, n in sorted(s.events.items()):
@@ -175,10 +175,14 @@ def _report(service: StreamService, out: TextIO, seconds: float | None = None) -
     print(
         f"bars       {s.bars}   refits {s.refits_installed} (failed {s.refit_failures})", file=out
     )
+    models = s.bar_close_seconds - s.refit_wait_seconds
+    rest = ""
+    if seconds:
+        other = seconds - service.warm_up_seconds - s.bar_close_seconds
+        rest = f", the rest (feed, ticks, I/O) {other:.1f} s"
     print(
         f"time       warm-up {service.warm_up_seconds:.1f} s, bar closes (models) "
-        f"{s.bar_close_seconds - s.refit_wait_seconds:.1f} s, waiting for refits "
-        f"{s.refit_wait_seconds:.1f} s",
+        f"{models:.1f} s, waiting for refits {s.refit_wait_seconds:.1f} s{rest}",
         file=out,
     )
     cov = engine.stats.coverage()
