@@ -10,11 +10,12 @@ what is known at the close of ``t``, in logs (a HAR model with the VIX as in Cor
 
     ln RV_{t+1..t+h} = b0 + b1 ln(VIX²_t / 252) + b2 ln RV^d_t + b3 ln RV^w_t + b4 ln RV^m_t + e,
 
-with ``RV_{t+1..t+h}`` the mean squared close-to-close log return over the next ``h``
-days, and ``RV^{d,w,m}`` the daily realised variance averaged over 1, 5 and 22 days. The
-daily realised variance uses the day's range (Garman & Klass 1980, "On the estimation of
-security price volatilities from historical data", J. Business 53(1)) plus the squared
-overnight return, which is several times more efficient than the squared return alone.
+optionally with leverage terms (see :func:`fit_har`), ``RV_{t+1..t+h}`` the mean squared
+close-to-close log return over the next ``h`` days, and ``RV^{d,w,m}`` the daily realised
+variance averaged over 1, 5 and 22 days. The daily realised variance uses the day's
+range (Garman & Klass 1980, "On the estimation of security price volatilities from
+historical data", J. Business 53(1)) plus the squared overnight return, which is several
+times more efficient than the squared return alone.
 The forecast is ``exp(fitted) · mean(exp(residuals))``: Duan's (1983, "Smearing
 estimate: a nonparametric retransformation method", JASA 78(383)) retransformation of a
 log-scale mean, which unlike ``exp(s²/2)`` does not assume normal residuals (at h = 1 the
@@ -59,6 +60,9 @@ class HarFeatures:
     rv_w: np.ndarray
     rv_m: np.ndarray
     vix: np.ndarray
+    neg_d: np.ndarray | None = None  # negative part of the close-to-close return (decimal)
+    neg_w: np.ndarray | None = None
+    neg_m: np.ndarray | None = None
 
     @classmethod
     def from_history(cls, history: pd.DataFrame) -> HarFeatures:
@@ -68,11 +72,22 @@ class HarFeatures:
         vix = history["vix"].to_numpy(float)
         implied = np.log(np.maximum(np.square(vix / 100.0) / TRADING_DAYS, _FLOOR))
         implied[~np.isfinite(vix)] = np.nan
-        return cls(logs[0], logs[1], logs[2], implied)
+        c = history["close"].to_numpy(float)
+        neg = pd.Series(np.minimum(np.r_[0.0, np.diff(np.log(c))], 0.0))
+        negs = [neg.rolling(k, min_periods=1).mean().to_numpy() for k in (1, 5, 22)]
+        return cls(logs[0], logs[1], logs[2], implied, *negs)
 
-    def row(self, i: int, with_vix: bool) -> np.ndarray:
-        base = [1.0, self.rv_d[i], self.rv_w[i], self.rv_m[i]]
-        return np.array([*base, self.vix[i]] if with_vix else base)
+    def columns(self, idx: np.ndarray, with_vix: bool, leverage: bool = False) -> np.ndarray:
+        cols = [np.ones(len(idx)), self.rv_d[idx], self.rv_w[idx], self.rv_m[idx]]
+        if leverage:
+            assert self.neg_d is not None and self.neg_w is not None and self.neg_m is not None
+            cols += [self.neg_d[idx], self.neg_w[idx], self.neg_m[idx]]
+        if with_vix:
+            cols.append(self.vix[idx])
+        return np.column_stack(cols)
+
+    def row(self, i: int, with_vix: bool, leverage: bool = False) -> np.ndarray:
+        return self.columns(np.array([i]), with_vix, leverage)[0]
 
 
 @dataclass(frozen=True)
@@ -97,11 +112,14 @@ def fit_har(
     with_vix: bool,
     features: HarFeatures | None = None,
     min_obs: int = 60,
+    leverage: bool = False,
 ) -> HarFit:
     """Least squares of the log future variance on the regressors, rows with a full target.
 
     Uses only rows ``t`` whose target ``t+1..t+h`` lies inside ``history`` (no look-ahead
     past the last row). Raises ValueError when fewer than ``min_obs`` rows qualify.
+    ``leverage`` adds the mean falls ``min(r, 0)`` over 1, 5 and 22 days as regressors
+    (before the VIX, which stays the last coefficient).
     """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -113,9 +131,7 @@ def fit_har(
     csum = np.r_[0.0, np.nancumsum(r2)]
     t = np.arange(0, n - horizon)
     target = (csum[t + horizon + 1] - csum[t + 1]) / horizon
-    rows = np.column_stack(
-        [np.ones(len(t)), f.rv_d[t], f.rv_w[t], f.rv_m[t]] + ([f.vix[t]] if with_vix else [])
-    )
+    rows = f.columns(t, with_vix, leverage)
     y = np.log(np.maximum(target, _FLOOR))
     ok = np.all(np.isfinite(rows), axis=1) & np.isfinite(y) & (t >= 22)
     if ok.sum() < min_obs:

@@ -35,6 +35,12 @@ def bars_from_days(
     steps = rng.standard_normal((n, substeps)) * (day_sd / np.sqrt(substeps))[:, None]
     where = rng.integers(0, substeps, n)
     steps[np.arange(n), where] += jumps
+    return _bars(steps, start_price)
+
+
+def _bars(steps: np.ndarray, start_price: float) -> pd.DataFrame:
+    """OHLC from each day's grid of log-price steps (row = day); no VIX."""
+    n = steps.shape[0]
     within = np.cumsum(steps, axis=1)  # log price relative to the day's open
     log_open = np.log(start_price) + np.r_[0.0, np.cumsum(within[:, -1])[:-1]]
     log_close = log_open + within[:, -1]
@@ -50,6 +56,28 @@ def bars_from_days(
         },
         index=pd.bdate_range("2005-01-03", periods=n, name="date"),
     )
+
+
+def leverage_history(
+    n: int, *, sd: float, phi: float, theta: float, seed: int, substeps: int = 16
+) -> pd.DataFrame:
+    """Log-variance AR(1) driven by falls only: a pure leverage effect.
+
+    ``ln σ²_{t+1} = ln sd² + φ (ln σ²_t − ln sd²) + θ (max(−z_t, 0) − E max(−z, 0))`` with
+    ``z_t`` day t's standardised return: a fall raises tomorrow's variance, a rise of the
+    same size does not (no symmetric ARCH term).
+    """
+    rng = np.random.default_rng(seed)
+    normals = rng.standard_normal((n, substeps))
+    z = normals.sum(axis=1) / np.sqrt(substeps)
+    mean_neg = 1.0 / np.sqrt(2.0 * np.pi)  # E max(−z, 0) for z ~ N(0, 1)
+    log_var = np.empty(n)
+    log_var[0] = 2.0 * np.log(sd)
+    for t in range(1, n):
+        shock = theta * (max(-z[t - 1], 0.0) - mean_neg)
+        log_var[t] = 2.0 * np.log(sd) + phi * (log_var[t - 1] - 2.0 * np.log(sd)) + shock
+    steps = normals * (np.exp(log_var / 2) / np.sqrt(substeps))[:, None]
+    return _bars(steps, 100.0)
 
 
 def merton_history(

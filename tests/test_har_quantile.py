@@ -72,6 +72,11 @@ def test_uses_the_vix_regression_when_the_vix_is_known() -> None:
     model = HARQuantileModel(horizons=(1, 5), window=500)
     result = model.fit(history)
     assert "h1_vix.vix" in result.params and "h5_vix.vix" in result.params
+    # Leverage terms only in the regression without the VIX (the VIX prices them).
+    assert "h1.neg_d" in result.params and "h5.neg_m" in result.params
+    assert not any(k.startswith("h1_vix.neg") for k in result.params)
+    plain = HARQuantileModel(horizons=(1, 5), window=500, leverage=False).fit(history)
+    assert not any(".neg" in k for k in plain.params)
     fc = model.forecast(5, 0.9)
     assert fc.status.state is Status.OK
     # Without the VIX at the last bar it falls back to the regression without it and
