@@ -400,12 +400,11 @@ class Engine:
             return
         state = rt.state
         try:
-            state.check_tick(tick.ts)
+            closed = state.on_tick(tick.ts, tick.price, self.vix)
         except OutOfOrderError as exc:
             await self._dead_letter(record, str(exc))
             return
         tick_vol = rt.filters.core.update(tick.ts, tick.price)
-        closed = state.on_tick(tick.ts, tick.price, self.vix)
         if closed is not None:
             await self._close_bar(rt, closed)
         if not state.should_publish(tick.ts):

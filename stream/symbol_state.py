@@ -74,13 +74,6 @@ class SymbolState:
     bars: list[Bar] = field(default_factory=list)  # bars closed since the warm-up history
     _open: _OpenBar | None = None
 
-    def check_tick(self, ts: int) -> None:
-        if ts < self.last_tick_ts:
-            raise OutOfOrderError(
-                f"tick for {self.symbol} at ts {ts} is older than the symbol's last "
-                f"({self.last_tick_ts})"
-            )
-
     def check_chain(self, ts: int) -> None:
         if ts < self.last_chain_ts:
             raise OutOfOrderError(
@@ -90,11 +83,17 @@ class SymbolState:
         self.last_chain_ts = ts
 
     def on_tick(self, ts: int, price: float, vix: float | None) -> Bar | None:
-        """Fold a (checked) tick into the current bar; return the bar it closed, if any.
+        """Fold a tick into the current bar; return the bar it closed, if any.
 
         ``vix`` is the latest VIX at ``ts``: the closed bar carries the VIX known when it
-        closed, i.e. the VIX close of its day.
+        closed, i.e. the VIX close of its day. A tick older than the symbol's last raises
+        :class:`OutOfOrderError` and changes nothing.
         """
+        if ts < self.last_tick_ts:
+            raise OutOfOrderError(
+                f"tick for {self.symbol} at ts {ts} is older than the symbol's last "
+                f"({self.last_tick_ts})"
+            )
         self.last_tick_ts = ts
         self.last_price = price
         bar = self._open
