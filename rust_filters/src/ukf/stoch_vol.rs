@@ -97,6 +97,7 @@ impl StochVol {
 impl UkfModel for StochVol {
     type Design = ();
     const NAME: &'static str = "StochVol";
+    const CONSTANT_MEASUREMENT_NOISE: bool = true;
 
     fn state_dim(&self) -> usize {
         2
@@ -189,6 +190,7 @@ impl StochVolPrice {
 impl UkfModel for StochVolPrice {
     type Design = ();
     const NAME: &'static str = "StochVolPrice";
+    const CONSTANT_MEASUREMENT_NOISE: bool = true;
 
     fn state_dim(&self) -> usize {
         3

@@ -1,0 +1,254 @@
+//! The predict and update steps for small fixed sizes, on stack arrays.
+//!
+//! The same arithmetic as the general path in `filter.rs`, in the same order, but with
+//! the dimensions as const generics and every intermediate in a local array instead of
+//! the workspace's `Vec`s: the compiler then unrolls every loop, keeps the matrices in
+//! registers and drops the bounds checks (through `Vec`s it must also reload each data
+//! pointer after every store, as it cannot prove they do not alias). The filter uses it
+//! for the state sizes 2 and 3 with a measurement of size 2 (the SV workloads and any
+//! other model of those sizes) and falls back to the general path otherwise.
+//!
+//! `N` is the state size, `K = 2N + 1` the number of sigma points, `Z` the measurement
+//! size (const generic expressions such as `2 * N + 1` are not stable Rust yet).
+
+use super::filter::UkfState;
+use super::UkfModel;
+use crate::linalg::cholesky_jitter;
+
+const LN_2PI: f64 = 1.837_877_066_409_345_3;
+
+/// The sigma-point weights as arrays.
+pub(super) struct Weights<const K: usize> {
+    pub wm: [f64; K],
+    pub wc: [f64; K],
+}
+
+impl<const K: usize> Weights<K> {
+    #[inline(always)]
+    pub fn from_slices(wm: &[f64], wc: &[f64]) -> Self {
+        Weights {
+            wm: wm[..K].try_into().expect("K weights"),
+            wc: wc[..K].try_into().expect("K weights"),
+        }
+    }
+}
+
+#[inline(always)]
+fn load_vec<const N: usize>(v: &[f64]) -> [f64; N] {
+    v[..N].try_into().expect("N values")
+}
+
+#[inline(always)]
+fn load_mat<const N: usize>(p: &[f64]) -> [[f64; N]; N] {
+    let mut out = [[0.0; N]; N];
+    for (row, src) in out.iter_mut().zip(p[..N * N].chunks_exact(N)) {
+        row.copy_from_slice(src);
+    }
+    out
+}
+
+#[inline(always)]
+fn store<const N: usize>(x: &[f64; N], p: &[[f64; N]; N], state: &mut UkfState) {
+    state.x[..N].copy_from_slice(x);
+    state.p[..N * N].copy_from_slice(p.as_flattened());
+}
+
+/// Lower Cholesky factor of `scale * a` (lower triangle read), as
+/// [`crate::linalg::cholesky_jitter`] computes it (same operations, same bits); on a
+/// non-positive pivot it falls back to that function's jitter retries. Returns the factor
+/// and whether jitter was needed.
+#[inline(always)]
+fn cholesky<const N: usize>(a: &[[f64; N]; N], scale: f64) -> Option<([[f64; N]; N], bool)> {
+    let mut l = [[0.0; N]; N];
+    for j in 0..N {
+        let mut d = scale * a[j][j];
+        for k in 0..j {
+            d -= l[j][k] * l[j][k];
+        }
+        if d <= 0.0 || d.is_nan() {
+            return cholesky_slow(a, scale);
+        }
+        let ljj = d.sqrt();
+        l[j][j] = ljj;
+        let inv = 1.0 / ljj;
+        for i in (j + 1)..N {
+            let mut s = scale * a[i][j];
+            for k in 0..j {
+                s -= l[i][k] * l[j][k];
+            }
+            l[i][j] = s * inv;
+        }
+    }
+    Some((l, false))
+}
+
+#[cold]
+#[inline(never)]
+fn cholesky_slow<const N: usize>(a: &[[f64; N]; N], scale: f64) -> Option<([[f64; N]; N], bool)> {
+    let mut l = [[0.0; N]; N];
+    let eps = cholesky_jitter(a.as_flattened(), N, scale, l.as_flattened_mut()).ok()?;
+    Some((l, eps > 0.0))
+}
+
+/// Sigma points of `(x, L)`: `X_0 = x`, `X_i = x + L[:, i-1]`, `X_{N+i} = x - L[:, i-1]`.
+#[inline(always)]
+fn sigma_points<const N: usize, const K: usize>(x: &[f64; N], l: &[[f64; N]; N]) -> [[f64; N]; K] {
+    let mut sig = [[0.0; N]; K];
+    sig[0] = *x;
+    for i in 0..N {
+        for j in 0..N {
+            sig[1 + i][j] = x[j] + l[j][i];
+            sig[1 + N + i][j] = x[j] - l[j][i];
+        }
+    }
+    sig
+}
+
+#[inline(always)]
+fn weighted_mean<const D: usize, const K: usize>(w: &[f64; K], rows: &[[f64; D]; K]) -> [f64; D] {
+    let mut out = [0.0; D];
+    for s in 0..K {
+        for j in 0..D {
+            out[j] += w[s] * rows[s][j];
+        }
+    }
+    out
+}
+
+#[inline(always)]
+fn mirror_lower<const N: usize>(a: &mut [[f64; N]; N]) {
+    for i in 0..N {
+        for j in 0..i {
+            a[j][i] = a[i][j];
+        }
+    }
+}
+
+#[inline(always)]
+fn finite<const N: usize>(x: &[f64; N], p: &[[f64; N]; N]) -> bool {
+    x.iter().chain(p.as_flattened()).all(|v| v.is_finite())
+}
+
+/// `predict(dt)` on the state (committed only on success); `q` is `Q(dt)`. Returns whether
+/// the Cholesky factorisation needed jitter, or why the step diverged.
+#[inline(always)]
+pub(super) fn predict<M: UkfModel, const N: usize, const K: usize>(
+    model: &M,
+    state: &mut UkfState,
+    w: &Weights<K>,
+    scale: f64,
+    q: &[f64],
+    dt: f64,
+) -> Result<bool, &'static str> {
+    let x = load_vec::<N>(&state.x);
+    let p = load_mat::<N>(&state.p);
+    let (l, jitter) =
+        cholesky(&p, scale).ok_or("predict: P is not positive definite even with jitter")?;
+    let mut sig: [[f64; N]; K] = sigma_points(&x, &l);
+    model.transition(dt, sig.as_flattened_mut());
+    let xm = weighted_mean(&w.wm, &sig);
+    let mut pm = load_mat::<N>(q);
+    for s in 0..K {
+        let row = &sig[s];
+        for a in 0..N {
+            let da = w.wc[s] * (row[a] - xm[a]);
+            for b in 0..=a {
+                pm[a][b] += da * (row[b] - xm[b]);
+            }
+        }
+    }
+    mirror_lower(&mut pm);
+    if !finite(&xm, &pm) {
+        return Err("predict: state became non-finite");
+    }
+    store(&xm, &pm, state);
+    Ok(jitter)
+}
+
+/// `update(z)` on the state (committed only on success); `r` is `R`. Returns the
+/// innovation log-likelihood and whether a factorisation needed jitter, or why the step
+/// diverged.
+#[inline(always)]
+pub(super) fn update<M: UkfModel, const N: usize, const Z: usize, const K: usize>(
+    model: &M,
+    design: &M::Design,
+    state: &mut UkfState,
+    w: &Weights<K>,
+    scale: f64,
+    r: &[f64],
+    z: &[f64],
+) -> Result<(f64, bool), &'static str> {
+    let x = load_vec::<N>(&state.x);
+    let p = load_mat::<N>(&state.p);
+    let (l, jitter) =
+        cholesky(&p, scale).ok_or("update: P is not positive definite even with jitter")?;
+    let sig: [[f64; N]; K] = sigma_points(&x, &l);
+    let mut zs = [[0.0; Z]; K];
+    model.measure(design, sig.as_flattened(), zs.as_flattened_mut());
+    let zp = weighted_mean(&w.wm, &zs);
+    let mut s = load_mat::<Z>(r);
+    let mut pxz = [[0.0; Z]; N];
+    for si in 0..K {
+        let (zrow, xrow, wc) = (&zs[si], &sig[si], w.wc[si]);
+        for a in 0..Z {
+            let da = wc * (zrow[a] - zp[a]);
+            for b in 0..=a {
+                s[a][b] += da * (zrow[b] - zp[b]);
+            }
+        }
+        for a in 0..N {
+            let dx = wc * (xrow[a] - x[a]);
+            for b in 0..Z {
+                pxz[a][b] += dx * (zrow[b] - zp[b]);
+            }
+        }
+    }
+    let (ls, jitter_s) =
+        cholesky(&s, 1.0).ok_or("update: innovation covariance S is not positive definite")?;
+    // Reciprocal pivots once, so the N + 1 triangular solves multiply instead of divide.
+    let mut inv_diag = [0.0; Z];
+    for i in 0..Z {
+        inv_diag[i] = 1.0 / ls[i][i];
+    }
+    let solve = |b: &mut [f64; Z]| {
+        for i in 0..Z {
+            let mut acc = b[i];
+            for k in 0..i {
+                acc -= ls[i][k] * b[k];
+            }
+            b[i] = acc * inv_diag[i];
+        }
+    };
+    let mut nu = [0.0; Z];
+    for i in 0..Z {
+        nu[i] = z[i] - zp[i];
+    }
+    solve(&mut nu); // u = L^-1 (z - zp)
+    for row in pxz.iter_mut() {
+        solve(row); // row a of W' = (L^-1 Pxz')'
+    }
+    let dot = |a: &[f64; Z], b: &[f64; Z]| -> f64 { a.iter().zip(b).map(|(x, y)| x * y).sum() };
+    let maha = dot(&nu, &nu);
+    let pivots: f64 = (0..Z).map(|i| ls[i][i]).product();
+    let log_det = if pivots.is_normal() {
+        2.0 * pivots.ln()
+    } else {
+        2.0 * (0..Z).map(|i| ls[i][i].ln()).sum::<f64>()
+    };
+    let loglik = -0.5 * (Z as f64 * LN_2PI + log_det + maha);
+    // K (z - zp) = W'u and K S K' = W'W.
+    let mut xm = [0.0; N];
+    let mut pm = [[0.0; N]; N];
+    for a in 0..N {
+        xm[a] = x[a] + dot(&pxz[a], &nu);
+        for b in 0..=a {
+            pm[a][b] = p[a][b] - dot(&pxz[a], &pxz[b]);
+        }
+    }
+    mirror_lower(&mut pm);
+    if !(loglik.is_finite() && finite(&xm, &pm)) {
+        return Err("update: state or likelihood became non-finite");
+    }
+    store(&xm, &pm, state);
+    Ok((loglik, jitter || jitter_s))
+}
