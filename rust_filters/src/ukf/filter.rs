@@ -366,15 +366,11 @@ impl<M: UkfModel> Ukf<M> {
     }
 
     #[inline(always)]
-    fn update_small<const N: usize, const Z: usize, const K: usize>(
-        &mut self,
-        z: &[f64],
-        design: &M::Design,
-    ) -> f64 {
-        self.refresh_r(design, Z);
+    fn update_small<const N: usize, const K: usize>(&mut self, z: &[f64], design: &M::Design) -> f64 {
+        self.refresh_r(design, 2);
         let w = Weights::<K>::from_slices(&self.wm, &self.wc);
         let (model, state, r) = (&self.model, &mut self.state, &self.ws.r);
-        match fixed::update::<M, N, Z, K>(model, design, state, &w, self.scale, r, z) {
+        match fixed::update::<M, N, K>(model, design, state, &w, self.scale, r, z) {
             Ok((loglik, jitter)) => {
                 self.state.n_jitter += jitter as u64;
                 loglik
@@ -399,8 +395,8 @@ impl<M: UkfModel> Ukf<M> {
     fn update_unchecked(&mut self, z: &[f64], design: &M::Design) -> f64 {
         let n = self.model.state_dim();
         match (n, z.len()) {
-            (2, 2) => return self.update_small::<2, 2, 5>(z, design),
-            (3, 2) => return self.update_small::<3, 2, 7>(z, design),
+            (2, 2) => return self.update_small::<2, 5>(z, design),
+            (3, 2) => return self.update_small::<3, 7>(z, design),
             _ => {}
         }
         self.refresh_r(design, z.len());

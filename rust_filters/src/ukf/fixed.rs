@@ -14,6 +14,7 @@
 use super::filter::UkfState;
 use super::UkfModel;
 use crate::linalg::cholesky_jitter;
+use crate::particle::fastmath;
 
 const LN_2PI: f64 = 1.837_877_066_409_345_3;
 
@@ -53,30 +54,44 @@ fn store<const N: usize>(x: &[f64; N], p: &[[f64; N]; N], state: &mut UkfState) 
     state.p[..N * N].copy_from_slice(p.as_flattened());
 }
 
-/// Lower Cholesky factor of `scale * a` (lower triangle read), as
-/// [`crate::linalg::cholesky_jitter`] computes it (same operations, same bits); on a
-/// non-positive pivot it falls back to that function's jitter retries. Returns the factor
-/// and whether jitter was needed.
+/// Lower Cholesky factor `L` of `scale * a` (lower triangle read) and whether jitter was
+/// needed. Computed as `L D L'` first (unit lower `U`, pivots `D`), then
+/// `L = U diag(sqrt D)`: the only operations in the chain from one pivot to the next are
+/// a division and a few products, the square roots all come at the end side by side (the
+/// textbook column order puts a square root and a division in the chain per column, which
+/// made the factorisation a large share of a step). On a non-positive pivot it falls back
+/// to [`crate::linalg::cholesky_jitter`] and its jitter retries.
 #[inline(always)]
 fn cholesky<const N: usize>(a: &[[f64; N]; N], scale: f64) -> Option<([[f64; N]; N], bool)> {
-    let mut l = [[0.0; N]; N];
+    // c[i][j] = U_ij D_j (i > j), u[i][j] = U_ij.
+    let mut c = [[0.0; N]; N];
+    let mut u = [[0.0; N]; N];
+    let mut d = [0.0; N];
     for j in 0..N {
-        let mut d = scale * a[j][j];
+        let mut dj = scale * a[j][j];
         for k in 0..j {
-            d -= l[j][k] * l[j][k];
+            dj -= c[j][k] * u[j][k];
         }
-        if d <= 0.0 || d.is_nan() {
+        if dj <= 0.0 || dj.is_nan() {
             return cholesky_slow(a, scale);
         }
-        let ljj = d.sqrt();
-        l[j][j] = ljj;
-        let inv = 1.0 / ljj;
+        d[j] = dj;
+        let inv = 1.0 / dj;
         for i in (j + 1)..N {
             let mut s = scale * a[i][j];
             for k in 0..j {
-                s -= l[i][k] * l[j][k];
+                s -= c[i][k] * u[j][k];
             }
-            l[i][j] = s * inv;
+            c[i][j] = s;
+            u[i][j] = s * inv;
+        }
+    }
+    let mut l = [[0.0; N]; N];
+    for j in 0..N {
+        let root = d[j].sqrt();
+        l[j][j] = root;
+        for i in (j + 1)..N {
+            l[i][j] = u[i][j] * root;
         }
     }
     Some((l, false))
@@ -165,11 +180,110 @@ pub(super) fn predict<M: UkfModel, const N: usize, const K: usize>(
     Ok(jitter)
 }
 
-/// `update(z)` on the state (committed only on success); `r` is `R`. Returns the
-/// innovation log-likelihood and whether a factorisation needed jitter, or why the step
-/// diverged.
+/// What the Kalman correction needs from `S` and `Pxz`: `K nu`, `K S K'` (lower triangle),
+/// the Mahalanobis term `nu' S^-1 nu`, `log det S`, and whether `S` needed jitter.
+struct Correction<const N: usize> {
+    k_nu: [f64; N],
+    k_s_kt: [[f64; N]; N],
+    maha: f64,
+    log_det: f64,
+    jitter: bool,
+}
+
+/// The correction through the explicit inverse of the 2 x 2 `S`: one division in the
+/// chain (a Cholesky factor would put two square roots and divisions there). `None` when
+/// `S` is not numerically positive definite (the Cholesky route with jitter takes over).
 #[inline(always)]
-pub(super) fn update<M: UkfModel, const N: usize, const Z: usize, const K: usize>(
+fn correct_by_inverse<const N: usize>(
+    s: &[[f64; 2]; 2],
+    pxz: &[[f64; 2]; N],
+    nu: &[f64; 2],
+) -> Option<Correction<N>> {
+    let det = s[0][0] * s[1][1] - s[1][0] * s[1][0];
+    if !(s[0][0] > 0.0 && det > 0.0 && det.is_normal()) {
+        return None;
+    }
+    let inv_det = 1.0 / det;
+    let si = [
+        [s[1][1] * inv_det, -s[1][0] * inv_det],
+        [-s[1][0] * inv_det, s[0][0] * inv_det],
+    ];
+    let mut gain = [[0.0; 2]; N]; // K = Pxz S^-1
+    for a in 0..N {
+        for b in 0..2 {
+            gain[a][b] = pxz[a][0] * si[0][b] + pxz[a][1] * si[1][b];
+        }
+    }
+    let mut k_nu = [0.0; N];
+    let mut k_s_kt = [[0.0; N]; N];
+    for a in 0..N {
+        k_nu[a] = gain[a][0] * nu[0] + gain[a][1] * nu[1];
+        for b in 0..=a {
+            // K S K' = K Pxz'
+            k_s_kt[a][b] = gain[a][0] * pxz[b][0] + gain[a][1] * pxz[b][1];
+        }
+    }
+    let si_nu = [
+        si[0][0] * nu[0] + si[0][1] * nu[1],
+        si[1][0] * nu[0] + si[1][1] * nu[1],
+    ];
+    Some(Correction {
+        k_nu,
+        k_s_kt,
+        maha: nu[0] * si_nu[0] + nu[1] * si_nu[1],
+        log_det: fastmath::ln(det),
+        jitter: false,
+    })
+}
+
+/// The correction through the Cholesky factor `L` of `S` (with jitter when needed), as
+/// the general path does it: `W = L^-1 Pxz'`, `u = L^-1 nu`, `K nu = W'u`, `K S K' = W'W`.
+#[cold]
+#[inline(never)]
+fn correct_by_cholesky<const N: usize, const Z: usize>(
+    s: &[[f64; Z]; Z],
+    pxz: &[[f64; Z]; N],
+    nu: &[f64; Z],
+) -> Option<Correction<N>> {
+    let (ls, jitter) = cholesky(s, 1.0)?;
+    let solve = |b: &mut [f64; Z]| {
+        for i in 0..Z {
+            let mut acc = b[i];
+            for k in 0..i {
+                acc -= ls[i][k] * b[k];
+            }
+            b[i] = acc / ls[i][i];
+        }
+    };
+    let mut u = *nu;
+    solve(&mut u);
+    let mut w = *pxz;
+    for row in w.iter_mut() {
+        solve(row);
+    }
+    let dot = |a: &[f64; Z], b: &[f64; Z]| -> f64 { a.iter().zip(b).map(|(x, y)| x * y).sum() };
+    let mut k_nu = [0.0; N];
+    let mut k_s_kt = [[0.0; N]; N];
+    for a in 0..N {
+        k_nu[a] = dot(&w[a], &u);
+        for b in 0..=a {
+            k_s_kt[a][b] = dot(&w[a], &w[b]);
+        }
+    }
+    Some(Correction {
+        k_nu,
+        k_s_kt,
+        maha: dot(&u, &u),
+        log_det: crate::linalg::log_det_from_cholesky(ls.as_flattened(), Z),
+        jitter,
+    })
+}
+
+/// `update(z)` for a measurement of size 2 on the state (committed only on success); `r`
+/// is `R`. Returns the innovation log-likelihood and whether a factorisation needed
+/// jitter, or why the step diverged.
+#[inline(always)]
+pub(super) fn update<M: UkfModel, const N: usize, const K: usize>(
     model: &M,
     design: &M::Design,
     state: &mut UkfState,
@@ -178,6 +292,7 @@ pub(super) fn update<M: UkfModel, const N: usize, const Z: usize, const K: usize
     r: &[f64],
     z: &[f64],
 ) -> Result<(f64, bool), &'static str> {
+    const Z: usize = 2;
     let x = load_vec::<N>(&state.x);
     let p = load_mat::<N>(&state.p);
     let (l, jitter) =
@@ -203,46 +318,17 @@ pub(super) fn update<M: UkfModel, const N: usize, const Z: usize, const K: usize
             }
         }
     }
-    let (ls, jitter_s) =
-        cholesky(&s, 1.0).ok_or("update: innovation covariance S is not positive definite")?;
-    // Reciprocal pivots once, so the N + 1 triangular solves multiply instead of divide.
-    let mut inv_diag = [0.0; Z];
-    for i in 0..Z {
-        inv_diag[i] = 1.0 / ls[i][i];
-    }
-    let solve = |b: &mut [f64; Z]| {
-        for i in 0..Z {
-            let mut acc = b[i];
-            for k in 0..i {
-                acc -= ls[i][k] * b[k];
-            }
-            b[i] = acc * inv_diag[i];
-        }
-    };
-    let mut nu = [0.0; Z];
-    for i in 0..Z {
-        nu[i] = z[i] - zp[i];
-    }
-    solve(&mut nu); // u = L^-1 (z - zp)
-    for row in pxz.iter_mut() {
-        solve(row); // row a of W' = (L^-1 Pxz')'
-    }
-    let dot = |a: &[f64; Z], b: &[f64; Z]| -> f64 { a.iter().zip(b).map(|(x, y)| x * y).sum() };
-    let maha = dot(&nu, &nu);
-    let pivots: f64 = (0..Z).map(|i| ls[i][i]).product();
-    let log_det = if pivots.is_normal() {
-        2.0 * pivots.ln()
-    } else {
-        2.0 * (0..Z).map(|i| ls[i][i].ln()).sum::<f64>()
-    };
-    let loglik = -0.5 * (Z as f64 * LN_2PI + log_det + maha);
-    // K (z - zp) = W'u and K S K' = W'W.
+    let nu = [z[0] - zp[0], z[1] - zp[1]];
+    let c = correct_by_inverse(&s, &pxz, &nu)
+        .or_else(|| correct_by_cholesky(&s, &pxz, &nu))
+        .ok_or("update: innovation covariance S is not positive definite")?;
+    let loglik = -0.5 * (Z as f64 * LN_2PI + c.log_det + c.maha);
     let mut xm = [0.0; N];
     let mut pm = [[0.0; N]; N];
     for a in 0..N {
-        xm[a] = x[a] + dot(&pxz[a], &nu);
+        xm[a] = x[a] + c.k_nu[a];
         for b in 0..=a {
-            pm[a][b] = p[a][b] - dot(&pxz[a], &pxz[b]);
+            pm[a][b] = p[a][b] - c.k_s_kt[a][b];
         }
     }
     mirror_lower(&mut pm);
@@ -250,5 +336,5 @@ pub(super) fn update<M: UkfModel, const N: usize, const Z: usize, const K: usize
         return Err("update: state or likelihood became non-finite");
     }
     store(&xm, &pm, state);
-    Ok((loglik, jitter || jitter_s))
+    Ok((loglik, jitter || c.jitter))
 }
