@@ -302,19 +302,31 @@ pub(super) fn update<M: UkfModel, const N: usize, const K: usize>(
     model.measure(design, sig.as_flattened(), zs.as_flattened_mut());
     let zp = weighted_mean(&w.wm, &zs);
     let mut s = load_mat::<Z>(r);
-    let mut pxz = [[0.0; Z]; N];
     for si in 0..K {
-        let (zrow, xrow, wc) = (&zs[si], &sig[si], w.wc[si]);
+        let (zrow, wc) = (&zs[si], w.wc[si]);
         for a in 0..Z {
             let da = wc * (zrow[a] - zp[a]);
             for b in 0..=a {
                 s[a][b] += da * (zrow[b] - zp[b]);
             }
         }
-        for a in 0..N {
-            let dx = wc * (xrow[a] - x[a]);
+    }
+    // Pxz = sum_s Wc_s (X_s - x)(Z_s - zp)': X_0 - x = 0 and X_{1+i} - x = -(X_{1+N+i} - x)
+    // = L[:, i] with one weight c for both, so Pxz = c sum_i L[:, i] (Z_{1+i} - Z_{1+N+i})'
+    // (zp cancels): a third of the products, and exact differences instead of rounded ones.
+    debug_assert!(w.wc[1..].iter().all(|&v| v == w.wc[1]));
+    let mut dz = [[0.0; Z]; N];
+    for i in 0..N {
+        for b in 0..Z {
+            dz[i][b] = w.wc[1] * (zs[1 + i][b] - zs[1 + N + i][b]);
+        }
+    }
+    let mut pxz = [[0.0; Z]; N];
+    for a in 0..N {
+        for i in 0..=a {
+            // L is lower triangular: L[a][i] = 0 for i > a.
             for b in 0..Z {
-                pxz[a][b] += dx * (zrow[b] - zp[b]);
+                pxz[a][b] += l[a][i] * dz[i][b];
             }
         }
     }
