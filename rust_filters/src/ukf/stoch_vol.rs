@@ -32,7 +32,10 @@ fn exp_of_column(block: &[f64], stride: usize, col: usize, scale: f64) -> [f64; 
     for (vi, row) in v.iter_mut().zip(block.chunks_exact(stride)) {
         *vi = scale * row[col];
     }
-    v.map(fast_exp)
+    for vi in v.iter_mut() {
+        *vi = fast_exp(*vi);
+    }
+    v
 }
 
 /// `E|eps| = sqrt(2/pi)` for `eps ~ N(0,1)`.
