@@ -675,13 +675,25 @@ impl<O: Observation> Move<'_, O> {
         match self.systematic {
             Some(sys) => {
                 sys.ancestors(k * CHUNK, &mut out.anc);
+                // The ancestors are sorted: copy them run by run, one source chunk at a
+                // time, so the inner loops index one slice (no division per particle).
                 let with_p = !out.p.is_empty();
-                for (i, &a) in out.anc.iter().enumerate() {
-                    let (src, j) = (&self.src[a / CHUNK], a % CHUNK);
-                    out.x[i] = src.x[j];
-                    if with_p {
-                        out.p[i] = src.p[j];
+                let mut i = 0;
+                while i < out.anc.len() {
+                    let c = out.anc[i] / CHUNK;
+                    let base = c * CHUNK;
+                    let end = i + out.anc[i..].partition_point(|&a| a < base + CHUNK);
+                    let src = &self.src[c];
+                    let (anc, xs) = (&out.anc[i..end], &mut out.x[i..end]);
+                    for (x, &a) in xs.iter_mut().zip(anc) {
+                        *x = src.x[a - base];
                     }
+                    if with_p {
+                        for (p, &a) in out.p[i..end].iter_mut().zip(anc) {
+                            *p = src.p[a - base];
+                        }
+                    }
+                    i = end;
                 }
                 out.lw.fill(self.uniform_lw);
             }

@@ -56,36 +56,28 @@ impl<'a> Systematic<'a> {
         // Start at the chunk holding the first output's ancestor: all its sources up to
         // that ancestor mark output 0, the ancestor last.
         let u_first = (self.u0 + first as f64) * self.spacing;
-        let mut c = self.offsets[1..]
+        let c = self.offsets[1..]
             .partition_point(|&o| o < u_first)
             .min(n_chunks - 1);
         let inv_spacing = 1.0 / self.spacing;
-        let mut w = &self.chunks[c].w[..];
-        let (mut jj, mut local_cum) = (0usize, 0.0);
-        loop {
-            let before = self.offsets[c] + self.scales[c] * local_cum;
-            // #{i : (u0 + i) spacing <= before} = floor(v) + 1 for v >= 0, else 0, with
-            // v = before / spacing - u0: truncating v + 1 gives both without calling
-            // floor. Clamped to [0, 2^52] (NaN becomes 0), so the truncation can be the
-            // plain instruction: a checked `as` cast adds range branches to the hot loop.
-            let v1 = (before * inv_spacing - self.u0 + 1.0).clamp_finite();
-            // SAFETY: `v1` is finite and in [0, 2^52], representable as i64.
-            let first_out = unsafe { v1.to_int_unchecked::<i64>() } as usize;
-            let slot = first_out.saturating_sub(first);
-            if slot >= n_out {
-                break;
-            }
-            anc[slot] = c * CHUNK + jj;
-            local_cum += w[jj];
-            jj += 1;
-            if jj == w.len() {
-                if c + 1 == n_chunks {
-                    break;
+        'sources: for (c, chunk) in self.chunks.iter().enumerate().skip(c) {
+            let (offset, scale) = (self.offsets[c], self.scales[c]);
+            let mut local_cum = 0.0;
+            for (jj, &w) in chunk.w.iter().enumerate() {
+                let before = offset + scale * local_cum;
+                // #{i : (u0 + i) spacing <= before} = floor(v) + 1 for v >= 0, else 0, with
+                // v = before / spacing - u0: truncating v + 1 gives both without calling
+                // floor. Clamped to [0, 2^52] (NaN becomes 0), so the truncation can be the
+                // plain instruction: a checked `as` cast adds range branches to the hot loop.
+                let v1 = (before * inv_spacing - self.u0 + 1.0).clamp_finite();
+                // SAFETY: `v1` is finite and in [0, 2^52], representable as i64.
+                let first_out = unsafe { v1.to_int_unchecked::<i64>() } as usize;
+                let slot = first_out.saturating_sub(first);
+                if slot >= n_out {
+                    break 'sources;
                 }
-                c += 1;
-                w = &self.chunks[c].w[..];
-                jj = 0;
-                local_cum = 0.0;
+                anc[slot] = c * CHUNK + jj;
+                local_cum += w;
             }
         }
         // Marks are increasing, so the running maximum takes every mark: a select (no
