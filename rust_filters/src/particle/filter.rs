@@ -765,11 +765,17 @@ impl<O: Observation> Move<'_, O> {
             .filter(|_| ps.iter().fold(true, |same, &p| same & (p == ps[0])));
         if let Some(phat) = shared {
             let (sd, ln_phat) = (phat.sqrt(), phat.ln());
+            // The transcendental part first, in a loop of its own (into `w`, scratch until
+            // `summarise` fills it): see `Observation::posterior_factor`.
+            let factors = &mut out.w;
+            for (f, &x) in factors.iter_mut().zip(&xs[..]) {
+                *f = self.obs.posterior_factor(tr.mean(x));
+            }
             // Zipped slices (not indexed Vecs), so that the loop vectorises.
             let particles = xs[..].iter_mut().zip(&mut lws[..]).zip(&zs[..]);
-            for ((x, lw), &z) in particles {
+            for (((x, lw), &z), &factor) in particles.zip(&factors[..]) {
                 let mbar = tr.mean(*x);
-                let mhat = self.obs.posterior_mean(mbar, pbar, phat);
+                let mhat = self.obs.posterior_mean_with(mbar, pbar, phat, factor);
                 let moved = mhat + sd * z;
                 let d = moved - mbar;
                 // As below, with the chunk's constants.
