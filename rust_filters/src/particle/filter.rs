@@ -160,8 +160,8 @@ impl Chunk {
     }
 
     /// Fill `w` and `stats` from `lw` and `x` (while the chunk is in cache). The sums use
-    /// four interleaved accumulators (shorter dependency chains) in a fixed order, so the
-    /// result still does not depend on the thread count.
+    /// interleaved accumulators (see [`lane_sums`]) in a fixed order, so the result still
+    /// does not depend on the thread count.
     #[inline(always)]
     fn summarise(&mut self) {
         let max = lane_max(&self.lw);
@@ -173,42 +173,59 @@ impl Chunk {
             };
             return;
         }
-        // A plain map, so that it vectorises; the sums below are cheap next to exp.
+        // A plain map, so that it vectorises.
         for (w, &lw) in self.w.iter_mut().zip(&self.lw) {
             *w = fastmath::exp(lw - max);
         }
-        // Three simple lane-wise reductions (each vectorises; fused, they did not).
-        let sum = lane_sums(&self.w, &self.w, |w, _| w);
-        let sum_sq = lane_sums(&self.w, &self.w, |w, _| w * w);
-        // A zero-weight particle adds nothing, even if its state is not finite.
-        let sum_x = lane_sums(&self.w, &self.x, |w, x| if w > 0.0 { w * x } else { 0.0 });
-        let total = |a: [f64; LANES]| (a[0] + a[1]) + (a[2] + a[3]);
+        let [sum, sum_sq, sum_x] = lane_sums(&self.w, &self.x);
         self.stats = ChunkStats {
             max,
-            sum: total(sum),
-            sum_sq: total(sum_sq),
-            sum_x: total(sum_x),
+            sum,
+            sum_sq,
+            sum_x,
         };
     }
 }
 
-const LANES: usize = 4;
+/// Interleaved accumulators: four AVX2 registers per sum, so that the additions of one
+/// sum do not wait for each other (one register was bound by the add latency).
+const LANES: usize = 16;
 
-/// Per-lane sums of `f(a_i, b_i)`: lane `l` adds elements `l, l + LANES, ...` in order.
+/// `(sum w_i, sum w_i^2, sum w_i x_i)` (a zero-weight particle adds nothing to the last,
+/// even if its state is not finite), each in [`LANES`] interleaved partial sums (lane `l`
+/// adds elements `l, l + LANES, ...` in order) combined pairwise in a fixed order, so the
+/// result does not depend on the thread count.
 #[inline(always)]
-fn lane_sums(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> [f64; LANES] {
-    let mut acc = [0.0; LANES];
-    let mut ca = a.chunks_exact(LANES);
-    let mut cb = b.chunks_exact(LANES);
-    for (ca, cb) in (&mut ca).zip(&mut cb) {
+fn lane_sums(w: &[f64], x: &[f64]) -> [f64; 3] {
+    let mut acc = [[0.0; LANES]; 3];
+    let mut cw = w.chunks_exact(LANES);
+    let mut cx = x.chunks_exact(LANES);
+    for (cw, cx) in (&mut cw).zip(&mut cx) {
         for l in 0..LANES {
-            acc[l] += f(ca[l], cb[l]);
+            acc[0][l] += cw[l];
+            acc[1][l] += cw[l] * cw[l];
+            acc[2][l] += if cw[l] > 0.0 { cw[l] * cx[l] } else { 0.0 };
         }
     }
-    for (l, (&a, &b)) in ca.remainder().iter().zip(cb.remainder()).enumerate() {
-        acc[l] += f(a, b);
+    for (l, (&w, &x)) in cw.remainder().iter().zip(cx.remainder()).enumerate() {
+        acc[0][l] += w;
+        acc[1][l] += w * w;
+        acc[2][l] += if w > 0.0 { w * x } else { 0.0 };
     }
-    acc
+    acc.map(pairwise_total)
+}
+
+/// The lanes added pairwise (a balanced tree, in a fixed order).
+#[inline(always)]
+fn pairwise_total(mut a: [f64; LANES]) -> f64 {
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            a[l] += a[l + width];
+        }
+    }
+    a[0]
 }
 
 /// The largest element (of NaN-free data), in interleaved lanes so that it vectorises.
@@ -224,7 +241,7 @@ fn lane_max(v: &[f64]) -> f64 {
     for (l, &e) in chunks.remainder().iter().enumerate() {
         m[l] = if e > m[l] { e } else { m[l] };
     }
-    m[0].max(m[1]).max(m[2].max(m[3]))
+    m.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b))
 }
 
 /// Everything that defines the filter: what a snapshot holds.

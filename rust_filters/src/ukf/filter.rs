@@ -311,7 +311,8 @@ impl<M: UkfModel> Ukf<M> {
         let n = self.model.state_dim();
         self.ws.ensure_meas(n, m);
         if !(M::CONSTANT_MEASUREMENT_NOISE && self.ws.r_ready) {
-            self.model.measurement_noise(design, &mut self.ws.r[..m * m]);
+            self.model
+                .measurement_noise(design, &mut self.ws.r[..m * m]);
             self.ws.r_ready = M::CONSTANT_MEASUREMENT_NOISE;
         }
     }
@@ -319,7 +320,7 @@ impl<M: UkfModel> Ukf<M> {
     #[inline(always)]
     fn predict_unchecked(&mut self, dt: f64) {
         let n = self.model.state_dim(); // constant per model: see `sigma_points`
-        // The small sizes run on stack arrays (see `fixed`); a constant `n` folds the match.
+                                        // The small sizes run on stack arrays (see `fixed`); a constant `n` folds the match.
         match n {
             2 => return self.predict_small::<2, 5>(dt),
             3 => return self.predict_small::<3, 7>(dt),
@@ -366,7 +367,11 @@ impl<M: UkfModel> Ukf<M> {
     }
 
     #[inline(always)]
-    fn update_small<const N: usize, const K: usize>(&mut self, z: &[f64], design: &M::Design) -> f64 {
+    fn update_small<const N: usize, const K: usize>(
+        &mut self,
+        z: &[f64],
+        design: &M::Design,
+    ) -> f64 {
         self.refresh_r(design, 2);
         let w = Weights::<K>::from_slices(&self.wm, &self.wc);
         let (model, state, r) = (&self.model, &mut self.state, &self.ws.r);
