@@ -78,7 +78,19 @@ pub struct Linearisation {
 /// every particle.
 pub trait Observation: Sync {
     /// `log p(y | x)`.
-    fn log_density(&self, x: f64) -> f64;
+    #[inline(always)]
+    fn log_density(&self, x: f64) -> f64 {
+        self.log_density_with(x, self.density_factor(x))
+    }
+    /// The transcendental part of [`Observation::log_density`] at `x` (0 when there is
+    /// none), computed by the filters for a whole chunk in a loop of its own (see
+    /// [`Observation::posterior_factor`]).
+    #[inline(always)]
+    fn density_factor(&self, _x: f64) -> f64 {
+        0.0
+    }
+    /// [`Observation::log_density`] given `density_factor(x)`.
+    fn log_density_with(&self, x: f64, factor: f64) -> f64;
     /// The EKF linearisation at `mbar` (used by the EKPF proposal).
     fn linearise(&self, mbar: f64) -> Linearisation;
 
@@ -168,9 +180,15 @@ pub struct SvObservation {
 }
 
 impl Observation for SvObservation {
+    /// `e^-x`.
     #[inline(always)]
-    fn log_density(&self, x: f64) -> f64 {
-        self.log_const - 0.5 * (x + self.z * fastmath::exp(-x))
+    fn density_factor(&self, x: f64) -> f64 {
+        fastmath::exp(-x)
+    }
+
+    #[inline(always)]
+    fn log_density_with(&self, x: f64, factor: f64) -> f64 {
+        self.log_const - 0.5 * (x + self.z * factor)
     }
 
     #[inline(always)]
@@ -268,7 +286,7 @@ pub struct LinearObservation {
 
 impl Observation for LinearObservation {
     #[inline(always)]
-    fn log_density(&self, x: f64) -> f64 {
+    fn log_density_with(&self, x: f64, _factor: f64) -> f64 {
         let d = self.y - x;
         self.log_const - 0.5 * d * d * self.inv_var
     }
