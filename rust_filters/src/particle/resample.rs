@@ -61,23 +61,26 @@ impl<'a> Systematic<'a> {
             .min(n_chunks - 1);
         let inv_spacing = 1.0 / self.spacing;
         'sources: for (c, chunk) in self.chunks.iter().enumerate().skip(c) {
-            let (offset, scale) = (self.offsets[c], self.scales[c]);
-            let mut local_cum = 0.0;
+            // For the source after a local cumulative weight `cum`:
+            // #{i : (u0 + i) spacing <= before} = floor(v) + 1 for v >= 0, else 0, with
+            // v = before / spacing - u0 and before = offset_c + scale_c cum; its slot is
+            // that count minus `first`. So slot = trunc(a + b cum) clamped at 0, with the
+            // chunk's constants a, b: truncating gives the floor and the clamp the 0
+            // together, without calling floor.
+            let a = self.offsets[c] * inv_spacing - self.u0 + 1.0 - first as f64;
+            let b = self.scales[c] * inv_spacing;
+            let mut cum = 0.0;
             for (jj, &w) in chunk.w.iter().enumerate() {
-                let before = offset + scale * local_cum;
-                // #{i : (u0 + i) spacing <= before} = floor(v) + 1 for v >= 0, else 0, with
-                // v = before / spacing - u0: truncating v + 1 gives both without calling
-                // floor. Clamped to [0, 2^52] (NaN becomes 0), so the truncation can be the
-                // plain instruction: a checked `as` cast adds range branches to the hot loop.
-                let v1 = (before * inv_spacing - self.u0 + 1.0).clamp_finite();
-                // SAFETY: `v1` is finite and in [0, 2^52], representable as i64.
-                let first_out = unsafe { v1.to_int_unchecked::<i64>() } as usize;
-                let slot = first_out.saturating_sub(first);
+                // Clamped to [0, 2^52] (NaN becomes 0), so the truncation can be the plain
+                // instruction: a checked `as` cast adds range branches to the hot loop.
+                let v = (a + b * cum).clamp_finite();
+                // SAFETY: `v` is finite and in [0, 2^52], representable as i64.
+                let slot = unsafe { v.to_int_unchecked::<i64>() } as usize;
                 if slot >= n_out {
                     break 'sources;
                 }
                 anc[slot] = c * CHUNK + jj;
-                local_cum += w;
+                cum += w;
             }
         }
         // Marks are increasing, so the running maximum takes every mark: a select (no
