@@ -37,7 +37,6 @@
 //! `loglik` takes in too: the filter gave the data zero likelihood).
 
 use rand::{Rng, RngExt};
-use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 use super::fastmath;
@@ -466,9 +465,10 @@ impl ParticleFilter {
         let seed = st.seed;
         let uniform_lw = -(st.n as f64).ln();
         self.runner.for_each(&mut st.chunks, |k, chunk| {
-            let mut rng = rng::stream2(seed, step, stream_base + k as u64);
-            for x in chunk.x.iter_mut() {
-                let z: f64 = rng.sample(StandardNormal);
+            // Block normals (vectorised), as the steps draw them.
+            let rng = rng::stream2(seed, step, stream_base + k as u64);
+            BlockNormals::new(rng).fill(&mut chunk.z);
+            for (x, &z) in chunk.x.iter_mut().zip(&chunk.z) {
                 *x = mean + sd * z;
             }
             chunk.p.fill(var);
