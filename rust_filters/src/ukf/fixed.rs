@@ -350,3 +350,49 @@ pub(super) fn update<M: UkfModel, const N: usize, const K: usize>(
     store(&xm, &pm, state);
     Ok((loglik, jitter || c.jitter))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two routes of the correction agree on a well-conditioned `S`, and the inverse
+    /// refuses a singular one (so the Cholesky route with jitter takes over).
+    #[test]
+    fn inverse_and_cholesky_corrections_agree() {
+        let s = [[2.0, 0.6], [0.6, 0.5]];
+        let pxz = [[0.3, -0.1], [0.05, 0.2], [-0.4, 0.7]];
+        let nu = [0.8, -1.1];
+        let a = correct_by_inverse::<3>(&s, &pxz, &nu).unwrap();
+        let b = correct_by_cholesky::<3, 2>(&s, &pxz, &nu).unwrap();
+        let close = |u: f64, v: f64| (u - v).abs() <= 1e-13 * (1.0 + v.abs());
+        assert!(close(a.maha, b.maha) && close(a.log_det, b.log_det));
+        assert!(!a.jitter && !b.jitter);
+        for i in 0..3 {
+            assert!(close(a.k_nu[i], b.k_nu[i]));
+            for j in 0..=i {
+                assert!(close(a.k_s_kt[i][j], b.k_s_kt[i][j]));
+            }
+        }
+        let singular = [[1.0, 1.0], [1.0, 1.0]];
+        assert!(correct_by_inverse::<3>(&singular, &pxz, &nu).is_none());
+        assert!(
+            correct_by_cholesky::<3, 2>(&singular, &pxz, &nu)
+                .unwrap()
+                .jitter
+        );
+    }
+
+    /// The LDL-ordered factor reproduces the matrix and agrees with the textbook one.
+    #[test]
+    fn cholesky_matches_the_textbook_factor() {
+        let a = [[4.0, 2.0, 0.4], [2.0, 5.0, 1.0], [0.4, 1.0, 3.0]];
+        let (l, jitter) = cholesky(&a, 0.5).unwrap();
+        assert!(!jitter);
+        let mut textbook = [0.0; 9];
+        cholesky_jitter(a.as_flattened(), 3, 0.5, &mut textbook).unwrap();
+        for (u, v) in l.as_flattened().iter().zip(&textbook) {
+            assert!((u - v).abs() < 1e-15, "{l:?} vs {textbook:?}");
+        }
+        assert!(cholesky(&[[1.0, 2.0], [2.0, 1.0]], 1.0).is_none());
+    }
+}
