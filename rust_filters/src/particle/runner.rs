@@ -15,7 +15,9 @@ use super::ParticleError;
 /// measurable part of a short run, and on a small machine one pool per size also avoids
 /// oversubscribing the cores when several filters run at once.
 fn shared_pool(n: usize) -> Result<Arc<ThreadPool>, ParticleError> {
-    static POOLS: OnceLock<Mutex<Vec<(usize, Arc<ThreadPool>)>>> = OnceLock::new();
+    /// The pools built so far, by thread count.
+    type Pools = Vec<(usize, Arc<ThreadPool>)>;
+    static POOLS: OnceLock<Mutex<Pools>> = OnceLock::new();
     let mut pools = POOLS
         .get_or_init(Mutex::default)
         .lock()
