@@ -394,39 +394,3 @@ fn forecast_matches_the_sv_return_law_in_one_step() {
         "half-width {half} vs s.d. {sd}"
     );
 }
-
-/// Not a test: Rust-only timing of the workload sizes (EKPF N = 10,000 x T = 100,
-/// bootstrap N = 10,000 x T = 1000) for profiling
-/// (`cargo test --release -- --ignored --nocapture pf_timing_loop`). Prints the fastest
-/// of several runs (the machine is shared: the minimum is the least disturbed).
-#[test]
-#[ignore]
-fn pf_timing_loop() {
-    let ys = sv_data();
-    let only = std::env::var("PF_TIMING_ONLY").unwrap_or_default(); // "ekf" or "bootstrap"
-    for (proposal, t_len, runs) in [(Proposal::Ekf, 100, 40), (Proposal::Bootstrap, 1000, 8)] {
-        if !only.is_empty() && !format!("{proposal:?}").eq_ignore_ascii_case(&only) {
-            continue;
-        }
-        for threads in [1, 2] {
-            let mut best = f64::INFINITY;
-            for _ in 0..runs {
-                let mut f = sv_filter(proposal, 10_000, 7, Some(threads));
-                let start = std::time::Instant::now();
-                std::hint::black_box(f.filter(&ys[..t_len], None).unwrap());
-                best = best.min(start.elapsed().as_secs_f64());
-            }
-            let mut best_new = f64::INFINITY;
-            for _ in 0..runs {
-                let start = std::time::Instant::now();
-                std::hint::black_box(sv_filter(proposal, 10_000, 7, Some(threads)));
-                best_new = best_new.min(start.elapsed().as_secs_f64());
-            }
-            println!(
-                "{proposal:?} threads={threads}: {:.2} ms (construction {:.0} us)",
-                best * 1e3,
-                best_new * 1e6
-            );
-        }
-    }
-}

@@ -378,35 +378,3 @@ fn singular_covariance_is_factorised_with_jitter() {
     assert_eq!(st.p[1].to_bits(), st.p[2].to_bits());
     assert!(st.p.iter().chain(&st.x).all(|v| v.is_finite()));
 }
-
-/// Not a test: a Rust-only loop for profiling the batch step (`perf record` on
-/// `cargo test --release -- --ignored --nocapture ukf_batch_timing_loop`). Prints the
-/// fastest of 30 rounds of 100 series (the machine is shared: the minimum is the
-/// least disturbed).
-#[test]
-#[ignore]
-fn ukf_batch_timing_loop() {
-    fn best<M: UkfModel<Design = ()> + Copy>(model: M, x0: &[f64], p0: &[f64], zs: &[f64]) -> f64 {
-        let n = model.state_dim();
-        let mut best = f64::INFINITY;
-        for _ in 0..30 {
-            let start = std::time::Instant::now();
-            for _ in 0..100 {
-                let mut ukf = Ukf::new(model, x0, p0, SigmaParams::standard(n)).unwrap();
-                std::hint::black_box(run_workload(&mut ukf, zs, 0));
-            }
-            best = best.min(start.elapsed().as_nanos() as f64 / (100 * 1000) as f64);
-        }
-        best
-    }
-    let data = workload_data();
-    let zs3: Vec<f64> = data.iter().flat_map(|row| [row[3], row[2].abs()]).collect();
-    let zs2: Vec<f64> = data.iter().flat_map(|row| [row[2], row[2].abs()]).collect();
-    let m3 = StochVolPrice::workload();
-    let (x0, p0) = m3.workload_prior();
-    let ns3 = best(m3, &x0, &p0, &zs3);
-    let m2 = StochVol::workload();
-    let (x0, p0) = m2.workload_prior();
-    let ns2 = best(m2, &x0, &p0, &zs2);
-    println!("ukf3-svp {ns3:.1} ns/step, ukf2-sv {ns2:.1} ns/step (best of 30 rounds)");
-}
