@@ -320,7 +320,8 @@ impl<M: UkfModel> Ukf<M> {
     #[inline(always)]
     fn predict_unchecked(&mut self, dt: f64) {
         let n = self.model.state_dim(); // constant per model: see `sigma_points`
-                                        // The small sizes run on stack arrays (see `fixed`); a constant `n` folds the match.
+
+        // The small sizes run on stack arrays (see `fixed`); a constant `n` folds the match.
         match n {
             2 => return self.predict_small::<2, 5>(dt),
             3 => return self.predict_small::<3, 7>(dt),
@@ -399,6 +400,7 @@ impl<M: UkfModel> Ukf<M> {
     #[inline(always)]
     fn update_unchecked(&mut self, z: &[f64], design: &M::Design) -> f64 {
         let n = self.model.state_dim();
+        // As in `predict_unchecked`: the fixed-size path for the sizes it covers.
         match (n, z.len()) {
             (2, 2) => return self.update_small::<2, 5>(z, design),
             (3, 2) => return self.update_small::<3, 7>(z, design),

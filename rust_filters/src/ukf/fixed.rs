@@ -1,15 +1,20 @@
 //! The predict and update steps for small fixed sizes, on stack arrays.
 //!
-//! The same arithmetic as the general path in `filter.rs`, in the same order, but with
-//! the dimensions as const generics and every intermediate in a local array instead of
-//! the workspace's `Vec`s: the compiler then unrolls every loop, keeps the matrices in
-//! registers and drops the bounds checks (through `Vec`s it must also reload each data
-//! pointer after every store, as it cannot prove they do not alias). The filter uses it
-//! for the state sizes 2 and 3 with a measurement of size 2 (the SV workloads and any
-//! other model of those sizes) and falls back to the general path otherwise.
+//! The algorithm of the general path in `filter.rs`, with the dimensions as const
+//! generics and every intermediate in a local array instead of the workspace's `Vec`s:
+//! the compiler then unrolls every loop, keeps the matrices in registers and drops the
+//! bounds checks (through `Vec`s it must also reload each data pointer after every store,
+//! as it cannot prove they do not alias). Three changes of arithmetic shorten the chain
+//! of dependent operations a step is bound by, each equal to the general path's up to
+//! rounding: the Cholesky factor is computed in `L D L'` order (no square root between
+//! pivots), `Pxz` comes from the factor's columns directly, and the 2 x 2 `S` is inverted
+//! explicitly (with the general path's Cholesky and jitter as the fallback). The filter
+//! uses `predict` for the state sizes 2 and 3 and `update` for those with a measurement
+//! of size 2 (the SV workloads and any other model of those sizes); other sizes take the
+//! general path.
 //!
-//! `N` is the state size, `K = 2N + 1` the number of sigma points, `Z` the measurement
-//! size (const generic expressions such as `2 * N + 1` are not stable Rust yet).
+//! `N` is the state size and `K = 2N + 1` the number of sigma points (const generic
+//! expressions such as `2 * N + 1` are not stable Rust yet).
 
 use super::filter::UkfState;
 use super::UkfModel;
