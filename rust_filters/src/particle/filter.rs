@@ -44,6 +44,7 @@ use super::forecast::{self, Forecast, ForecastSpec};
 use super::model::{check_finite, Model, Observation, StateSpaceModel, Transition};
 use super::resample::{fill_offsets, Systematic};
 use super::runner::Runner;
+use super::spare;
 use super::{ParticleError, CHUNK};
 use crate::normals::BlockNormals;
 use crate::rng;
@@ -302,9 +303,7 @@ impl ParticleFilter {
         let runner = Runner::new(config.threads)?;
         let n = config.n_particles;
         let with_p = proposal == Proposal::Ekf;
-        let chunks = chunk_lengths(n)
-            .map(|len| Chunk::new(len, with_p))
-            .collect();
+        let chunks = new_chunks(n, with_p);
         let state = State {
             model,
             proposal,
@@ -329,9 +328,7 @@ impl ParticleFilter {
 
     fn with_state(state: State, runner: Runner) -> Self {
         let with_p = state.proposal == Proposal::Ekf;
-        let next = chunk_lengths(state.n)
-            .map(|len| Chunk::new(len, with_p))
-            .collect();
+        let next = new_chunks(state.n, with_p);
         let n_chunks = state.chunks.len();
         Self {
             state,
@@ -924,6 +921,25 @@ fn combine(chunks: &[Chunk]) -> Option<Totals> {
 #[cfg(test)]
 pub(crate) fn log_norm_for_tests(chunks: &[Chunk]) -> f64 {
     combine(chunks).map_or(f64::NAN, |t| t.log_norm)
+}
+
+/// The chunks of `n` particles, kept ones if there are (their contents are unspecified:
+/// see [`spare`]).
+fn new_chunks(n: usize, with_p: bool) -> Vec<Chunk> {
+    spare::take(n, with_p).unwrap_or_else(|| {
+        chunk_lengths(n)
+            .map(|len| Chunk::new(len, with_p))
+            .collect()
+    })
+}
+
+impl Drop for ParticleFilter {
+    /// The chunk buffers go back to [`spare`] for the next filter of this size.
+    fn drop(&mut self) {
+        let (n, with_p) = (self.state.n, self.state.proposal == Proposal::Ekf);
+        spare::give(n, with_p, std::mem::take(&mut self.state.chunks));
+        spare::give(n, with_p, std::mem::take(&mut self.next));
+    }
 }
 
 /// The lengths of the chunks of `n` particles: full chunks, then the remainder.
