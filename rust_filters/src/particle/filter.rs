@@ -37,7 +37,6 @@
 //! `loglik` takes in too: the filter gave the data zero likelihood).
 
 use rand::{Rng, RngExt};
-use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
 use super::fastmath;
@@ -45,6 +44,7 @@ use super::forecast::{self, Forecast, ForecastSpec};
 use super::model::{check_finite, Model, Observation, StateSpaceModel, Transition};
 use super::resample::{fill_offsets, Systematic};
 use super::runner::Runner;
+use super::spare;
 use super::{ParticleError, CHUNK};
 use crate::normals::BlockNormals;
 use crate::rng;
@@ -160,8 +160,8 @@ impl Chunk {
     }
 
     /// Fill `w` and `stats` from `lw` and `x` (while the chunk is in cache). The sums use
-    /// four interleaved accumulators (shorter dependency chains) in a fixed order, so the
-    /// result still does not depend on the thread count.
+    /// interleaved accumulators (see [`lane_sums`]) in a fixed order, so the result still
+    /// does not depend on the thread count.
     #[inline(always)]
     fn summarise(&mut self) {
         let max = lane_max(&self.lw);
@@ -173,42 +173,59 @@ impl Chunk {
             };
             return;
         }
-        // A plain map, so that it vectorises; the sums below are cheap next to exp.
+        // A plain map, so that it vectorises.
         for (w, &lw) in self.w.iter_mut().zip(&self.lw) {
             *w = fastmath::exp(lw - max);
         }
-        // Three simple lane-wise reductions (each vectorises; fused, they did not).
-        let sum = lane_sums(&self.w, &self.w, |w, _| w);
-        let sum_sq = lane_sums(&self.w, &self.w, |w, _| w * w);
-        // A zero-weight particle adds nothing, even if its state is not finite.
-        let sum_x = lane_sums(&self.w, &self.x, |w, x| if w > 0.0 { w * x } else { 0.0 });
-        let total = |a: [f64; LANES]| (a[0] + a[1]) + (a[2] + a[3]);
+        let [sum, sum_sq, sum_x] = lane_sums(&self.w, &self.x);
         self.stats = ChunkStats {
             max,
-            sum: total(sum),
-            sum_sq: total(sum_sq),
-            sum_x: total(sum_x),
+            sum,
+            sum_sq,
+            sum_x,
         };
     }
 }
 
-const LANES: usize = 4;
+/// Interleaved accumulators: four AVX2 registers per sum, so that the additions of one
+/// sum do not wait for each other (one register was bound by the add latency).
+const LANES: usize = 16;
 
-/// Per-lane sums of `f(a_i, b_i)`: lane `l` adds elements `l, l + LANES, ...` in order.
+/// `(sum w_i, sum w_i^2, sum w_i x_i)` (a zero-weight particle adds nothing to the last,
+/// even if its state is not finite), each in [`LANES`] interleaved partial sums (lane `l`
+/// adds elements `l, l + LANES, ...` in order) combined pairwise in a fixed order, so the
+/// result does not depend on the thread count.
 #[inline(always)]
-fn lane_sums(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> [f64; LANES] {
-    let mut acc = [0.0; LANES];
-    let mut ca = a.chunks_exact(LANES);
-    let mut cb = b.chunks_exact(LANES);
-    for (ca, cb) in (&mut ca).zip(&mut cb) {
+fn lane_sums(w: &[f64], x: &[f64]) -> [f64; 3] {
+    let mut acc = [[0.0; LANES]; 3];
+    let mut cw = w.chunks_exact(LANES);
+    let mut cx = x.chunks_exact(LANES);
+    for (cw, cx) in (&mut cw).zip(&mut cx) {
         for l in 0..LANES {
-            acc[l] += f(ca[l], cb[l]);
+            acc[0][l] += cw[l];
+            acc[1][l] += cw[l] * cw[l];
+            acc[2][l] += if cw[l] > 0.0 { cw[l] * cx[l] } else { 0.0 };
         }
     }
-    for (l, (&a, &b)) in ca.remainder().iter().zip(cb.remainder()).enumerate() {
-        acc[l] += f(a, b);
+    for (l, (&w, &x)) in cw.remainder().iter().zip(cx.remainder()).enumerate() {
+        acc[0][l] += w;
+        acc[1][l] += w * w;
+        acc[2][l] += if w > 0.0 { w * x } else { 0.0 };
     }
-    acc
+    acc.map(pairwise_total)
+}
+
+/// The lanes added pairwise (a balanced tree, in a fixed order).
+#[inline(always)]
+fn pairwise_total(mut a: [f64; LANES]) -> f64 {
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            a[l] += a[l + width];
+        }
+    }
+    a[0]
 }
 
 /// The largest element (of NaN-free data), in interleaved lanes so that it vectorises.
@@ -224,7 +241,7 @@ fn lane_max(v: &[f64]) -> f64 {
     for (l, &e) in chunks.remainder().iter().enumerate() {
         m[l] = if e > m[l] { e } else { m[l] };
     }
-    m[0].max(m[1]).max(m[2].max(m[3]))
+    m.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b))
 }
 
 /// Everything that defines the filter: what a snapshot holds.
@@ -286,9 +303,7 @@ impl ParticleFilter {
         let runner = Runner::new(config.threads)?;
         let n = config.n_particles;
         let with_p = proposal == Proposal::Ekf;
-        let chunks = chunk_lengths(n)
-            .map(|len| Chunk::new(len, with_p))
-            .collect();
+        let chunks = new_chunks(n, with_p);
         let state = State {
             model,
             proposal,
@@ -313,9 +328,7 @@ impl ParticleFilter {
 
     fn with_state(state: State, runner: Runner) -> Self {
         let with_p = state.proposal == Proposal::Ekf;
-        let next = chunk_lengths(state.n)
-            .map(|len| Chunk::new(len, with_p))
-            .collect();
+        let next = new_chunks(state.n, with_p);
         let n_chunks = state.chunks.len();
         Self {
             state,
@@ -449,9 +462,10 @@ impl ParticleFilter {
         let seed = st.seed;
         let uniform_lw = -(st.n as f64).ln();
         self.runner.for_each(&mut st.chunks, |k, chunk| {
-            let mut rng = rng::stream2(seed, step, stream_base + k as u64);
-            for x in chunk.x.iter_mut() {
-                let z: f64 = rng.sample(StandardNormal);
+            // Block normals (vectorised), as the steps draw them.
+            let rng = rng::stream2(seed, step, stream_base + k as u64);
+            BlockNormals::new(rng).fill(&mut chunk.z);
+            for (x, &z) in chunk.x.iter_mut().zip(&chunk.z) {
                 *x = mean + sd * z;
             }
             chunk.p.fill(var);
@@ -675,13 +689,25 @@ impl<O: Observation> Move<'_, O> {
         match self.systematic {
             Some(sys) => {
                 sys.ancestors(k * CHUNK, &mut out.anc);
+                // The ancestors are sorted: copy them run by run, one source chunk at a
+                // time, so the inner loops index one slice (no division per particle).
                 let with_p = !out.p.is_empty();
-                for (i, &a) in out.anc.iter().enumerate() {
-                    let (src, j) = (&self.src[a / CHUNK], a % CHUNK);
-                    out.x[i] = src.x[j];
-                    if with_p {
-                        out.p[i] = src.p[j];
+                let mut i = 0;
+                while i < out.anc.len() {
+                    let c = out.anc[i] / CHUNK;
+                    let base = c * CHUNK;
+                    let end = i + out.anc[i..].partition_point(|&a| a < base + CHUNK);
+                    let src = &self.src[c];
+                    let (anc, xs) = (&out.anc[i..end], &mut out.x[i..end]);
+                    for (x, &a) in xs.iter_mut().zip(anc) {
+                        *x = src.x[a - base];
                     }
+                    if with_p {
+                        for (p, &a) in out.p[i..end].iter_mut().zip(anc) {
+                            *p = src.p[a - base];
+                        }
+                    }
+                    i = end;
                 }
                 out.lw.fill(self.uniform_lw);
             }
@@ -704,8 +730,13 @@ impl<O: Observation> Move<'_, O> {
     /// `lw += log p(y | x)`, with NaN weights made zero weights.
     #[inline(always)]
     fn weigh(&self, out: &mut Chunk) {
-        for (lw, &x) in out.lw.iter_mut().zip(&out.x) {
-            *lw = finite_or_neg_inf(*lw + self.obs.log_density(x));
+        // The transcendental part first, into `w` (scratch until `summarise` fills it):
+        // two short loops run faster than one with a long dependency chain.
+        for (f, &x) in out.w.iter_mut().zip(&out.x) {
+            *f = self.obs.density_factor(x);
+        }
+        for ((lw, &x), &f) in out.lw.iter_mut().zip(&out.x).zip(&out.w) {
+            *lw = finite_or_neg_inf(*lw + self.obs.log_density_with(x, f));
         }
     }
 
@@ -753,11 +784,17 @@ impl<O: Observation> Move<'_, O> {
             .filter(|_| ps.iter().fold(true, |same, &p| same & (p == ps[0])));
         if let Some(phat) = shared {
             let (sd, ln_phat) = (phat.sqrt(), phat.ln());
+            // The transcendental part first, in a loop of its own (into `w`, scratch until
+            // `summarise` fills it): see `Observation::posterior_factor`.
+            let factors = &mut out.w;
+            for (f, &x) in factors.iter_mut().zip(&xs[..]) {
+                *f = self.obs.posterior_factor(tr.mean(x));
+            }
             // Zipped slices (not indexed Vecs), so that the loop vectorises.
             let particles = xs[..].iter_mut().zip(&mut lws[..]).zip(&zs[..]);
-            for ((x, lw), &z) in particles {
+            for (((x, lw), &z), &factor) in particles.zip(&factors[..]) {
                 let mbar = tr.mean(*x);
-                let mhat = self.obs.posterior_mean(mbar, pbar, phat);
+                let mhat = self.obs.posterior_mean_with(mbar, pbar, phat, factor);
                 let moved = mhat + sd * z;
                 let d = moved - mbar;
                 // As below, with the chunk's constants.
@@ -884,6 +921,25 @@ fn combine(chunks: &[Chunk]) -> Option<Totals> {
 #[cfg(test)]
 pub(crate) fn log_norm_for_tests(chunks: &[Chunk]) -> f64 {
     combine(chunks).map_or(f64::NAN, |t| t.log_norm)
+}
+
+/// The chunks of `n` particles, kept ones if there are (their contents are unspecified:
+/// see [`spare`]).
+fn new_chunks(n: usize, with_p: bool) -> Vec<Chunk> {
+    spare::take(n, with_p).unwrap_or_else(|| {
+        chunk_lengths(n)
+            .map(|len| Chunk::new(len, with_p))
+            .collect()
+    })
+}
+
+impl Drop for ParticleFilter {
+    /// The chunk buffers go back to [`spare`] for the next filter of this size.
+    fn drop(&mut self) {
+        let (n, with_p) = (self.state.n, self.state.proposal == Proposal::Ekf);
+        spare::give(n, with_p, std::mem::take(&mut self.state.chunks));
+        spare::give(n, with_p, std::mem::take(&mut self.next));
+    }
 }
 
 /// The lengths of the chunks of `n` particles: full chunks, then the remainder.

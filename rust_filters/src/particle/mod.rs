@@ -10,6 +10,7 @@
 //! * [`resample`]: systematic resampling over the chunked cloud.
 //! * [`forecast`]: propagating the cloud forward to price and path-range quantiles.
 //! * [`runner`]: fixed-size chunks run serially or on a rayon pool.
+//! * `spare`: chunk buffers kept between filters (no fresh pages per construction).
 //! * [`fastmath`]: branch-free `exp` / `ln`, so the per-particle loops vectorise.
 //!
 //! Determinism: particles live in chunks of [`CHUNK`]; chunk `k` at time index `t` draws
@@ -22,6 +23,7 @@ pub mod forecast;
 pub mod model;
 pub mod resample;
 pub mod runner;
+mod spare;
 
 pub use filter::{FilterConfig, ParticleFilter, Proposal};
 pub use forecast::{Forecast, ForecastSpec};

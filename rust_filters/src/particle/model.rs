@@ -78,7 +78,19 @@ pub struct Linearisation {
 /// every particle.
 pub trait Observation: Sync {
     /// `log p(y | x)`.
-    fn log_density(&self, x: f64) -> f64;
+    #[inline(always)]
+    fn log_density(&self, x: f64) -> f64 {
+        self.log_density_with(x, self.density_factor(x))
+    }
+    /// The transcendental part of [`Observation::log_density`] at `x` (0 when there is
+    /// none), computed by the filters for a whole chunk in a loop of its own (see
+    /// [`Observation::posterior_factor`]).
+    #[inline(always)]
+    fn density_factor(&self, _x: f64) -> f64 {
+        0.0
+    }
+    /// [`Observation::log_density`] given `density_factor(x)`.
+    fn log_density_with(&self, x: f64, factor: f64) -> f64;
     /// The EKF linearisation at `mbar` (used by the EKPF proposal).
     fn linearise(&self, mbar: f64) -> Linearisation;
 
@@ -93,7 +105,22 @@ pub trait Observation: Sync {
     /// The EKF posterior mean `mhat = mbar + K (z - h(mbar))` given `Pbar` and the `Phat`
     /// of [`Observation::state_free_posterior_var`].
     #[inline(always)]
-    fn posterior_mean(&self, mbar: f64, pbar: f64, _phat: f64) -> f64 {
+    fn posterior_mean(&self, mbar: f64, pbar: f64, phat: f64) -> f64 {
+        self.posterior_mean_with(mbar, pbar, phat, self.posterior_factor(mbar))
+    }
+
+    /// The transcendental part of [`Observation::posterior_mean`] at `mbar` (0 when there
+    /// is none). The EKPF computes it for a whole chunk in a loop of its own, then the
+    /// rest with [`Observation::posterior_mean_with`]: the particle loops are bound by the
+    /// latency of their dependency chains, and two short loops beat one long one.
+    #[inline(always)]
+    fn posterior_factor(&self, _mbar: f64) -> f64 {
+        0.0
+    }
+
+    /// [`Observation::posterior_mean`] given `posterior_factor(mbar)`.
+    #[inline(always)]
+    fn posterior_mean_with(&self, mbar: f64, pbar: f64, _phat: f64, _factor: f64) -> f64 {
         let lin = self.linearise(mbar);
         let h = lin.jacobian;
         mbar + pbar / (h * h * pbar + lin.noise_var) * h * lin.innovation
@@ -153,9 +180,15 @@ pub struct SvObservation {
 }
 
 impl Observation for SvObservation {
+    /// `e^-x`.
     #[inline(always)]
-    fn log_density(&self, x: f64) -> f64 {
-        self.log_const - 0.5 * (x + self.z * fastmath::exp(-x))
+    fn density_factor(&self, x: f64) -> f64 {
+        fastmath::exp(-x)
+    }
+
+    #[inline(always)]
+    fn log_density_with(&self, x: f64, factor: f64) -> f64 {
+        self.log_const - 0.5 * (x + self.z * factor)
     }
 
     #[inline(always)]
@@ -175,10 +208,15 @@ impl Observation for SvObservation {
     }
 
     /// `K (z - H) = Pbar H (z - H) / (H^2 (Pbar + 2)) = (Phat / 2) (z e^-m - 1)`: one
-    /// `exp` and no division per particle.
+    /// `exp` (the factor `e^-m`) and no division per particle.
     #[inline(always)]
-    fn posterior_mean(&self, mbar: f64, _pbar: f64, phat: f64) -> f64 {
-        mbar + 0.5 * phat * (self.z * fastmath::exp(-mbar) - 1.0)
+    fn posterior_factor(&self, mbar: f64) -> f64 {
+        fastmath::exp(-mbar)
+    }
+
+    #[inline(always)]
+    fn posterior_mean_with(&self, mbar: f64, _pbar: f64, phat: f64, factor: f64) -> f64 {
+        mbar + 0.5 * phat * (self.z * factor - 1.0)
     }
 }
 
@@ -248,7 +286,7 @@ pub struct LinearObservation {
 
 impl Observation for LinearObservation {
     #[inline(always)]
-    fn log_density(&self, x: f64) -> f64 {
+    fn log_density_with(&self, x: f64, _factor: f64) -> f64 {
         let d = self.y - x;
         self.log_const - 0.5 * d * d * self.inv_var
     }
@@ -269,7 +307,7 @@ impl Observation for LinearObservation {
 
     /// `K = Pbar / (Pbar + R) = Phat / R`.
     #[inline(always)]
-    fn posterior_mean(&self, mbar: f64, _pbar: f64, phat: f64) -> f64 {
+    fn posterior_mean_with(&self, mbar: f64, _pbar: f64, phat: f64, _factor: f64) -> f64 {
         mbar + phat * self.inv_var * (self.y - mbar)
     }
 }

@@ -56,45 +56,67 @@ impl<'a> Systematic<'a> {
         // Start at the chunk holding the first output's ancestor: all its sources up to
         // that ancestor mark output 0, the ancestor last.
         let u_first = (self.u0 + first as f64) * self.spacing;
-        let mut c = self.offsets[1..]
+        let c = self.offsets[1..]
             .partition_point(|&o| o < u_first)
             .min(n_chunks - 1);
         let inv_spacing = 1.0 / self.spacing;
-        let mut w = &self.chunks[c].w[..];
-        let (mut jj, mut local_cum) = (0usize, 0.0);
-        loop {
-            let before = self.offsets[c] + self.scales[c] * local_cum;
+        'sources: for (c, chunk) in self.chunks.iter().enumerate().skip(c) {
+            // For the source after a local cumulative weight `cum`:
             // #{i : (u0 + i) spacing <= before} = floor(v) + 1 for v >= 0, else 0, with
-            // v = before / spacing - u0: truncating v + 1 gives both without calling
-            // floor. Clamped to [0, 2^52] (NaN becomes 0), so the truncation can be the
-            // plain instruction: a checked `as` cast adds range branches to the hot loop.
-            let v1 = (before * inv_spacing - self.u0 + 1.0).clamp_finite();
-            // SAFETY: `v1` is finite and in [0, 2^52], representable as i64.
-            let first_out = unsafe { v1.to_int_unchecked::<i64>() } as usize;
-            let slot = first_out.saturating_sub(first);
-            if slot >= n_out {
-                break;
-            }
-            anc[slot] = c * CHUNK + jj;
-            local_cum += w[jj];
-            jj += 1;
-            if jj == w.len() {
-                if c + 1 == n_chunks {
-                    break;
+            // v = before / spacing - u0 and before = offset_c + scale_c cum; its slot is
+            // that count minus `first`. So slot = trunc(a + b cum) clamped at 0, with the
+            // chunk's constants a, b: truncating gives the floor and the clamp the 0
+            // together, without calling floor.
+            let a = self.offsets[c] * inv_spacing - self.u0 + 1.0 - first as f64;
+            let b = self.scales[c] * inv_spacing;
+            let mut cum = 0.0;
+            for (jj, &w) in chunk.w.iter().enumerate() {
+                // Clamped to [0, 2^52] (NaN becomes 0), so the truncation can be the plain
+                // instruction: a checked `as` cast adds range branches to the hot loop.
+                let v = (a + b * cum).clamp_finite();
+                // SAFETY: `v` is finite and in [0, 2^52], representable as i64.
+                let slot = unsafe { v.to_int_unchecked::<i64>() } as usize;
+                if slot >= n_out {
+                    break 'sources;
                 }
-                c += 1;
-                w = &self.chunks[c].w[..];
-                jj = 0;
-                local_cum = 0.0;
+                anc[slot] = c * CHUNK + jj;
+                cum += w;
             }
         }
         // Marks are increasing, so the running maximum takes every mark: a select (no
         // branch, which would mispredict at the irregular marks).
         let mut running = 0;
         for a in anc.iter_mut() {
-            running = if *a > running { *a } else { running };
+            running = max_branch_free(running, *a);
             *a = running;
         }
+    }
+}
+
+/// `max(a, b)` as a conditional move. LLVM turns a plain select in this loop into a
+/// branch (its cmov-conversion pass judges the loop-carried dependency), and that branch
+/// mispredicts at about every other output: it was half of the resampling time.
+/// `std::hint::select_unpredictable` did not survive the loop's unrolling.
+#[inline(always)]
+fn max_branch_free(a: usize, b: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut r = a;
+        // SAFETY: a compare and a conditional move between registers; no memory, no stack.
+        unsafe {
+            std::arch::asm!(
+                "cmp {r}, {b}",
+                "cmovb {r}, {b}",
+                r = inout(reg) r,
+                b = in(reg) b,
+                options(pure, nomem, nostack),
+            );
+        }
+        r
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        a.max(b)
     }
 }
 

@@ -3,16 +3,41 @@
 //! The chunking never depends on the thread count, so neither do the results; the thread
 //! count only decides who runs which chunk.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use super::ParticleError;
 
+/// The process-wide pool of `n` threads, built on first use. Filters with the same thread
+/// count share it: building a pool (spawning its threads) on every construction was a
+/// measurable part of a short run, and on a small machine one pool per size also avoids
+/// oversubscribing the cores when several filters run at once.
+fn shared_pool(n: usize) -> Result<Arc<ThreadPool>, ParticleError> {
+    /// The pools built so far, by thread count.
+    type Pools = Vec<(usize, Arc<ThreadPool>)>;
+    static POOLS: OnceLock<Mutex<Pools>> = OnceLock::new();
+    let mut pools = POOLS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, pool)) = pools.iter().find(|(size, _)| *size == n) {
+        return Ok(Arc::clone(pool));
+    }
+    let pool = Arc::new(
+        ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| ParticleError::invalid(format!("threads={n}: {e}")))?,
+    );
+    pools.push((n, Arc::clone(&pool)));
+    Ok(pool)
+}
+
 /// Where chunks run: `threads = Some(1)` serially on the caller's thread (no pool
-/// overhead), `Some(n)` on a pool of `n` threads built once and cached, `None` on rayon's
-/// global pool.
+/// overhead), `Some(n)` on the shared pool of `n` threads (see [`shared_pool`]), `None` on
+/// rayon's global pool.
 #[derive(Clone)]
 pub struct Runner {
     threads: Option<usize>,
@@ -36,12 +61,7 @@ impl Runner {
                 ))
             }
             Some(1) | None => None,
-            Some(n) => Some(Arc::new(
-                ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .map_err(|e| ParticleError::invalid(format!("threads={n}: {e}")))?,
-            )),
+            Some(n) => Some(shared_pool(n)?),
         };
         Ok(Self { threads, pool })
     }

@@ -2,6 +2,7 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use super::fixed::{self, Weights};
 use super::{check_param, invalid, UkfError, UkfModel};
 use crate::linalg::{cholesky_jitter, forward_substitute_recip, log_det_from_cholesky};
 use crate::snapshot::{self, SnapshotError};
@@ -69,6 +70,8 @@ struct Workspace {
     pm: Vec<f64>,   // n x n
     q: Vec<f64>,    // n x n
     q_dt: Option<f64>,
+    /// `r` holds the model's `R` (only for models with a constant one).
+    r_ready: bool,
     m_cap: usize,
     zs: Vec<f64>,       // (2n+1) x m
     zp: Vec<f64>,       // m
@@ -293,9 +296,37 @@ impl<M: UkfModel> Ukf<M> {
         Ok(())
     }
 
-    #[inline]
+    /// `Q(dt)` into `ws.q`, recomputed only when `dt` changes.
+    #[inline(always)]
+    fn refresh_q(&mut self, dt: f64) {
+        if self.ws.q_dt.map(f64::to_bits) != Some(dt.to_bits()) {
+            self.model.process_noise(dt, &mut self.ws.q);
+            self.ws.q_dt = Some(dt);
+        }
+    }
+
+    /// `R` of this design into `ws.r[..m * m]` (sized for `m`), once for a constant `R`.
+    #[inline(always)]
+    fn refresh_r(&mut self, design: &M::Design, m: usize) {
+        let n = self.model.state_dim();
+        self.ws.ensure_meas(n, m);
+        if !(M::CONSTANT_MEASUREMENT_NOISE && self.ws.r_ready) {
+            self.model
+                .measurement_noise(design, &mut self.ws.r[..m * m]);
+            self.ws.r_ready = M::CONSTANT_MEASUREMENT_NOISE;
+        }
+    }
+
+    #[inline(always)]
     fn predict_unchecked(&mut self, dt: f64) {
         let n = self.model.state_dim(); // constant per model: see `sigma_points`
+
+        // The small sizes run on stack arrays (see `fixed`); a constant `n` folds the match.
+        match n {
+            2 => return self.predict_small::<2, 5>(dt),
+            3 => return self.predict_small::<3, 7>(dt),
+            _ => {}
+        }
         let k = 2 * n + 1;
         let jitter = match self.sigma_points() {
             Ok(j) => j,
@@ -304,10 +335,7 @@ impl<M: UkfModel> Ukf<M> {
             }
         };
         self.model.transition(dt, &mut self.ws.sig[..k * n]);
-        if self.ws.q_dt.map(f64::to_bits) != Some(dt.to_bits()) {
-            self.model.process_noise(dt, &mut self.ws.q);
-            self.ws.q_dt = Some(dt);
-        }
+        self.refresh_q(dt);
         let ws = &mut self.ws;
         weighted_mean(&self.wm[..k], &ws.sig[..k * n], n, &mut ws.xm[..n]);
         ws.pm[..n * n].copy_from_slice(&ws.q[..n * n]);
@@ -328,6 +356,38 @@ impl<M: UkfModel> Ukf<M> {
         self.state.n_jitter += jitter as u64;
     }
 
+    #[inline(always)]
+    fn predict_small<const N: usize, const K: usize>(&mut self, dt: f64) {
+        self.refresh_q(dt);
+        let w = Weights::<K>::from_slices(&self.wm, &self.wc);
+        let q = &self.ws.q;
+        match fixed::predict::<M, N, K>(&self.model, &mut self.state, &w, self.scale, q, dt) {
+            Ok(jitter) => self.state.n_jitter += jitter as u64,
+            Err(reason) => self.diverge(reason.into()),
+        }
+    }
+
+    #[inline(always)]
+    fn update_small<const N: usize, const K: usize>(
+        &mut self,
+        z: &[f64],
+        design: &M::Design,
+    ) -> f64 {
+        self.refresh_r(design, 2);
+        let w = Weights::<K>::from_slices(&self.wm, &self.wc);
+        let (model, state, r) = (&self.model, &mut self.state, &self.ws.r);
+        match fixed::update::<M, N, K>(model, design, state, &w, self.scale, r, z) {
+            Ok((loglik, jitter)) => {
+                self.state.n_jitter += jitter as u64;
+                loglik
+            }
+            Err(reason) => {
+                self.diverge(reason.into());
+                f64::NAN
+            }
+        }
+    }
+
     /// Correct the state with the measurement `z` of this `design`; returns the innovation
     /// log-likelihood `log N(z; zp, S)` (NaN if the update diverged and reset the filter).
     pub fn update_with(&mut self, z: &[f64], design: &M::Design) -> Result<f64, UkfError> {
@@ -337,10 +397,16 @@ impl<M: UkfModel> Ukf<M> {
         Ok(self.update_unchecked(z, design))
     }
 
-    #[inline]
+    #[inline(always)]
     fn update_unchecked(&mut self, z: &[f64], design: &M::Design) -> f64 {
         let n = self.model.state_dim();
-        self.ws.ensure_meas(n, z.len());
+        // As in `predict_unchecked`: the fixed-size path for the sizes it covers.
+        match (n, z.len()) {
+            (2, 2) => return self.update_small::<2, 5>(z, design),
+            (3, 2) => return self.update_small::<3, 7>(z, design),
+            _ => {}
+        }
+        self.refresh_r(design, z.len());
         let jitter = match self.sigma_points() {
             Ok(j) => j,
             Err(()) => {
@@ -434,13 +500,48 @@ impl<M: UkfModel<Design = ()>> Ukf<M> {
             }
         }
         assert!(means.len() == t_len * n && covs.len() == t_len * n * n && loglik.len() == t_len);
-        for t in 0..t_len {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            unsafe { self.replay_avx2(zs, dts, means, covs, loglik) };
+            return Ok(());
+        }
+        self.replay(zs, dts, means, covs, loglik);
+        Ok(())
+    }
+
+    /// [`Ukf::replay`] compiled for AVX2: wider vectors for the sigma-point loops. No FMA
+    /// is enabled, so the operations and their bits are those of the baseline build.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn replay_avx2(
+        &mut self,
+        zs: &[f64],
+        dts: Option<&[f64]>,
+        means: &mut [f64],
+        covs: &mut [f64],
+        loglik: &mut [f64],
+    ) {
+        self.replay(zs, dts, means, covs, loglik)
+    }
+
+    /// The batch loop on checked inputs.
+    #[inline(always)]
+    fn replay(
+        &mut self,
+        zs: &[f64],
+        dts: Option<&[f64]>,
+        means: &mut [f64],
+        covs: &mut [f64],
+        loglik: &mut [f64],
+    ) {
+        let (n, m) = (self.model.state_dim(), self.meas_dim());
+        for t in 0..loglik.len() {
             self.predict_unchecked(dts.map_or(1.0, |d| d[t]));
             loglik[t] = self.update_unchecked(&zs[t * m..(t + 1) * m], &());
             means[t * n..(t + 1) * n].copy_from_slice(&self.state.x[..n]);
             covs[t * n * n..(t + 1) * n * n].copy_from_slice(&self.state.p[..n * n]);
         }
-        Ok(())
     }
 }
 
@@ -478,7 +579,7 @@ pub fn check_state_dims(state: &UkfState, n: usize) -> Result<(), SnapshotError>
     }
 }
 
-/// The Kalman correction on the sigma points already in `ws.sig`: writes the new mean
+/// The Kalman correction on the sigma points already in `ws.sig` and `R` in `ws.r`: writes the new mean
 /// and covariance to `ws.xm`, `ws.pm` (the filter commits them only on success) and
 /// returns the innovation log-likelihood and whether `S` needed jitter.
 #[inline]
@@ -502,7 +603,6 @@ fn update_core<M: UkfModel>(
     let pxz = &mut ws.pxz[..n * m];
     let sig = &ws.sig[..k * n];
     model.measure(design, sig, zs);
-    model.measurement_noise(design, &mut ws.r[..m * m]);
     let (wm, wc) = (&wm[..k], &wc[..k]);
     weighted_mean(wm, zs, m, zp);
     s.copy_from_slice(&ws.r[..m * m]);

@@ -95,6 +95,7 @@ impl LinearGaussian {
 impl UkfModel for LinearGaussian {
     type Design = ();
     const NAME: &'static str = "LinearGaussian";
+    const CONSTANT_MEASUREMENT_NOISE: bool = true;
 
     fn state_dim(&self) -> usize {
         self.n

@@ -12,6 +12,7 @@
 #![allow(clippy::needless_range_loop)]
 
 mod filter;
+mod fixed;
 mod linear;
 mod normal;
 mod smile;
@@ -56,6 +57,9 @@ pub trait UkfModel {
     fn measure(&self, design: &Self::Design, points: &[f64], z: &mut [f64]);
     /// Write the `m x m` measurement noise covariance into `r`.
     fn measurement_noise(&self, design: &Self::Design, r: &mut [f64]);
+    /// True when `measurement_noise` depends neither on the design nor on anything but the
+    /// model's (immutable) parameters: the filter then computes `R` once, not per update.
+    const CONSTANT_MEASUREMENT_NOISE: bool = false;
 }
 
 /// Errors that leave the filter unchanged (invalid arguments); Python sees a `ValueError`.
