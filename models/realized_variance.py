@@ -52,6 +52,43 @@ def daily_realized_variance(history: pd.DataFrame) -> np.ndarray:
     return np.maximum(gk, 0.0) + overnight
 
 
+def bar_realized_variance(
+    open_: float, high: float, low: float, close: float, prev_close: float
+) -> float:
+    """One bar's :func:`daily_realized_variance` (decimal²); NaN if its prices are not a range.
+
+    The same arithmetic as the array version, so a filter updated bar by bar matches one
+    run over the history.
+    """
+    prices = (open_, high, low, close, prev_close)
+    if not all(math.isfinite(p) and p > 0 for p in prices) or not (
+        low <= min(open_, close) and high >= max(open_, close)
+    ):
+        return math.nan
+    o, h, lo, c = (np.array([v]) for v in (open_, high, low, close))
+    gk = 0.5 * np.log(h / lo) ** 2 - (2 * _LN2 - 1) * np.log(c / o) ** 2
+    overnight = np.log(o / np.array([prev_close])) ** 2
+    return float((np.maximum(gk, 0.0) + overnight)[0])
+
+
+def has_daily_range(history: pd.DataFrame, min_share: float = 0.9) -> bool:
+    """Whether ``history`` carries a usable intraday range on every row.
+
+    Open, high and low present, finite and positive, ``low <= min(open, close)`` and
+    ``high >= max(open, close)`` on every row, and ``high > low`` on at least
+    ``min_share`` of them (a file with ``open = high = low = close`` has no range at all).
+    """
+    if not {"open", "high", "low", "close"} <= set(history.columns):
+        return False
+    o, h, lo, c = (history[k].to_numpy(float) for k in ("open", "high", "low", "close"))
+    finite = np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & (lo > 0) & (o > 0)
+    if not finite.all():
+        return False
+    if not ((lo <= np.minimum(o, c)).all() and (h >= np.maximum(o, c)).all()):
+        return False
+    return bool(np.mean(h > lo) >= min_share)
+
+
 @dataclass(frozen=True)
 class HarFeatures:
     """Per-row regressors (logs); ``vix`` is NaN where the VIX is not known."""

@@ -22,6 +22,7 @@ TRUE = {
     "gamma": 0.12,
     "beta": 0.75,
     "delta": 0.12,
+    "delta_rv": 0.0,
     "nu": 7.0,
 }
 
@@ -95,24 +96,26 @@ def test_likelihood_without_vix_equals_arch_and_score_is_the_gradient(
     res = arch_model(r, mean="Constant", vol="GARCH", p=1, o=1, q=1, dist="t").fit(
         disp="off", backcast=bc
     )
-    params = np.insert(res.params.to_numpy(), gl.DELTA, 0.0)
+    params = np.insert(res.params.to_numpy(), gl.DELTA, [0.0, 0.0])
     zeros = np.zeros_like(r)
     assert gl.loglik_terms(params, r, zeros, bc).sum() == pytest.approx(
         res.loglikelihood, rel=1e-10
     )
     x = np.full_like(r, 1.5)
-    p = np.array([0.03, 0.05, 0.03, 0.1, 0.8, 0.05, 6.0])
-    ll, scores = gl.loglik_and_scores(p, r, x, bc)
-    numeric = approx_fprime(p, lambda q: gl.loglik_terms(q, r, x, bc).sum(), 1e-7)
+    rv = np.random.default_rng(3).exponential(1.0, r.size)
+    p = np.array([0.03, 0.05, 0.03, 0.1, 0.7, 0.05, 0.1, 6.0])
+    ll, scores = gl.loglik_and_scores(p, r, x, bc, rv)
+    numeric = approx_fprime(p, lambda q: gl.loglik_terms(q, r, x, bc, rv).sum(), 1e-7)
     # Forward differences with step 1e-7 on a sum of 1000 terms: error ~1e-4 relative.
     np.testing.assert_allclose(scores.sum(axis=0), numeric, rtol=1e-3, atol=1e-3)
-    assert ll == pytest.approx(gl.loglik_terms(p, r, x, bc).sum())
+    assert ll == pytest.approx(gl.loglik_terms(p, r, x, bc, rv).sum())
 
 
 def test_fit_recovers_the_parameters(sim_history: pd.DataFrame) -> None:
     result = TGARCHModel().fit(sim_history)
     assert result.converged and result.model == "tgarch-x" and result.nobs == 3000
-    assert all(math.isfinite(se) and se > 0 for se in result.std_errors.values())
+    free_se = [se for name, se in result.std_errors.items() if name != "delta_rv"]
+    assert all(math.isfinite(se) and se > 0 for se in free_se)
     # Joint likelihood-ratio test of the true parameters at the 1% level: 2(ℓ̂ - ℓ(θ0)) is
     # asymptotically χ²(7). (A per-parameter Wald check is weaker here: the likelihood is
     # skewed along the β–δ ridge; over 30 other seeds the Wald z-scores had s.d. 0.9-1.2,
@@ -122,7 +125,9 @@ def test_fit_recovers_the_parameters(sim_history: pd.DataFrame) -> None:
     bc = gl.backcast(r - r.mean())
     truth = np.array([TRUE[name] for name in gl.PARAM_NAMES])
     lr = 2 * (result.loglik - gl.loglik_terms(truth, r, x, bc).sum())
-    assert 0 <= lr < chi2.ppf(0.99, df=len(TRUE))
+    # This history has no intraday range, so δ_rv is held at 0: 7 free parameters.
+    assert result.params["delta_rv"] == 0.0 and math.isnan(result.std_errors["delta_rv"])
+    assert 0 <= lr < chi2.ppf(0.99, df=len(TRUE) - 1)
     # And the estimate is the maximum: no coordinate step from it improves the likelihood.
     est = np.array([result.params[name] for name in gl.PARAM_NAMES])
     for i in range(est.size):
@@ -140,7 +145,10 @@ def test_fixed_vix_coefficient_is_held_and_refits_warm_start(sim_history: pd.Dat
     again = model.fit(sim_history.iloc[:2005])  # warm start from `first`
     assert first.converged and again.converged
     for name in TRUE:
-        assert again.params[name] == pytest.approx(first.params[name], abs=first.std_errors[name])
+        if name != "delta_rv":  # held at 0: no range in this history
+            assert again.params[name] == pytest.approx(
+                first.params[name], abs=first.std_errors[name]
+            )
 
 
 def test_one_step_close_interval_reaches_nominal_coverage(
@@ -235,3 +243,162 @@ def test_invalid_input_gives_clear_errors_and_leaves_state_alone(
     with pytest.raises(RuntimeError, match="before fit"):
         TGARCHModel().update(bar_of(sim_history, 1))
     assert TGARCHModel().forecast(1).status.state is Status.FAILED
+
+
+# -- the realised range term and filtered historical simulation ----------------------
+
+TRUE_RV = {**TRUE, "beta": 0.6, "delta": 0.08, "delta_rv": 0.25}
+
+
+def simulate_with_range(
+    n: int, seed: int, params: dict[str, float] = TRUE_RV, skew: bool = False
+) -> pd.DataFrame:
+    """Daily OHLC + VIX from the model with the range term, as a plain loop (the oracle).
+
+    Each day is a 32-step random walk from the open (= the previous close) to the close
+    with the day's variance, so high and low are that walk's extremes and the day's
+    realised range variance ``v_t`` (Garman–Klass, no overnight gap) is computed from
+    them exactly as the model does. ``skew``: innovations are a standardised negative
+    Gamma(4) variate (skewness −1) instead of the Student-t.
+    """
+    rng = np.random.default_rng(seed)
+    p = params
+    nu = p["nu"]
+    burn, steps = 300, 32
+    total = n + burn
+    if skew:
+        g = rng.gamma(4.0, 1.0, total)
+        z = -(g - 4.0) / 2.0  # mean 0, variance 1, skewness -1
+    else:
+        z = rng.standard_t(nu, total) * math.sqrt((nu - 2) / nu)
+    w = -0.7 * z + math.sqrt(1 - 0.49) * rng.standard_normal(total)
+    log_vix = np.empty(total)
+    log_vix[0] = math.log(16.0)
+    for t in range(1, total):
+        log_vix[t] = math.log(16.0) + 0.97 * (log_vix[t - 1] - math.log(16.0)) + 0.07 * w[t]
+    x = np.exp(2 * log_vix) / 252
+    close = np.empty(total + 1)
+    close[0] = 2000.0
+    high, low = np.empty(total + 1), np.empty(total + 1)
+    high[0] = low[0] = close[0]
+    s2, eps_prev, rv_prev = 1.0, 0.0, 1.0
+    for t in range(total):
+        if t > 0:
+            s2 = (
+                p["omega"]
+                + (p["alpha"] + p["gamma"] * (eps_prev < 0)) * eps_prev**2
+                + p["beta"] * s2
+                + p["delta"] * x[t - 1]
+                + p["delta_rv"] * rv_prev
+            )
+        eps_prev = math.sqrt(s2) * z[t]
+        r = p["mu"] + eps_prev
+        # the day's walk: a bridge of `steps` Gaussian steps ending at the return
+        walk = np.cumsum(rng.standard_normal(steps)) * math.sqrt(s2 / steps)
+        walk = (
+            walk - np.arange(1, steps + 1) / steps * walk[-1] + np.arange(1, steps + 1) / steps * r
+        )
+        path = close[t] * np.exp(np.r_[0.0, walk] / 100)
+        close[t + 1] = path[-1]
+        high[t + 1], low[t + 1] = path.max(), path.min()
+        gk = 0.5 * math.log(high[t + 1] / low[t + 1]) ** 2 - (2 * math.log(2) - 1) * (
+            math.log(close[t + 1] / close[t]) ** 2
+        )
+        rv_prev = 1e4 * max(gk, 0.0)
+    sl = slice(burn, total + 1)
+    index = pd.bdate_range("2000-01-03", periods=n + 1)
+    opens = np.r_[close[0], close[:-1]]
+    return pd.DataFrame(
+        {"open": opens[sl], "high": high[sl], "low": low[sl], "close": close[sl],
+         "vix": np.exp(log_vix[burn - 1 :])},
+        index=index,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def range_history() -> pd.DataFrame:
+    return simulate_with_range(2500, seed=11)
+
+
+def test_the_range_term_is_estimated_when_the_history_has_a_range(
+    range_history: pd.DataFrame,
+) -> None:
+    result = TGARCHModel().fit(range_history)
+    assert result.converged and result.model == "tgarch-x"
+    # Joint LR test of the true parameters at the 1 % level, now 8 free parameters.
+    from models.realized_variance import daily_realized_variance
+
+    r = 100 * np.diff(np.log(range_history["close"].to_numpy()))
+    x = range_history["vix"].to_numpy()[:-1] ** 2 / 252
+    rv = 1e4 * daily_realized_variance(range_history)[:-1]
+    bc = gl.backcast(r - r.mean())
+    truth = np.array([TRUE_RV[name] for name in gl.PARAM_NAMES])
+    lr = 2 * (result.loglik - gl.loglik_terms(truth, r, x, bc, rv).sum())
+    assert 0 <= lr < chi2.ppf(0.99, df=len(TRUE_RV))
+    # The term is found: δ_rv more than 3 robust standard errors above 0.
+    assert result.params["delta_rv"] > 3 * result.std_errors["delta_rv"]
+    # Without the VIX the fallback carries the term too (hand-written likelihood).
+    fallback = TGARCHModel(n_paths=500).fit(range_history.assign(vix=np.nan))
+    assert fallback.model == "gjr-garch-t-rv" and fallback.params["delta"] == 0.0
+    assert fallback.params["delta_rv"] > 3 * fallback.std_errors["delta_rv"]
+
+
+@pytest.mark.parametrize("vix", [True, False])
+def test_update_with_the_range_term_matches_a_refit_free_filter(
+    range_history: pd.DataFrame, vix: bool
+) -> None:
+    hist = range_history if vix else range_history.assign(vix=np.nan)
+    model = TGARCHModel(n_paths=500)
+    model.fit(hist.iloc[:2000])
+    for i in range(2000, 2030):
+        model.update(bar_of(hist, i, vix=vix))
+    assert model.next_variance == pytest.approx(
+        model.filter_next_variance(hist.iloc[:2030]), rel=1e-10
+    )
+    # A bar without a usable range enters with its expectation κσ²; the state stays finite.
+    last = hist.iloc[2030]
+    model.update(Bar(hist.index[2030], math.nan, math.nan, math.nan, last.close, None))
+    assert math.isfinite(model.next_variance) and model.next_variance > 0
+
+
+def test_one_step_coverage_with_the_range_term(range_history: pd.DataFrame) -> None:
+    model = TGARCHModel(n_paths=2000, seed=3)
+    model.fit(range_history.iloc[:2000])
+    n_test, hits = 500, 0
+    for i in range(2000, 2000 + n_test):
+        hits += model.forecast(1, 0.9).contains(range_history["close"].iloc[i])
+        model.update(bar_of(range_history, i))
+    # Binomial sampling error of a 90% coverage over n independent one-step forecasts.
+    assert hits / n_test == pytest.approx(0.9, abs=3 * math.sqrt(0.09 / n_test))
+
+
+def test_bootstrap_innovations_carry_the_skew_into_each_tail() -> None:
+    hist = simulate_with_range(2500, seed=5, skew=True)
+    boot = TGARCHModel(n_paths=4000, seed=2, innovations="bootstrap")
+    boot.fit(hist.iloc[:2000])
+    t_model = TGARCHModel(n_paths=4000, seed=2, innovations="t")
+    t_model.fit(hist.iloc[:2000])
+    n_test = 500
+    miss = {"boot": [0, 0], "t": [0, 0]}
+    for i in range(2000, 2000 + n_test):
+        y = hist["close"].iloc[i]
+        for name, m in (("boot", boot), ("t", t_model)):
+            fc = m.forecast(1, 0.9)
+            miss[name][0] += y < fc.low
+            miss[name][1] += y > fc.high
+            m.update(bar_of(hist, i))
+    # Each tail should miss 5 %: binomial s.d. sqrt(.05·.95/500) ≈ 1 pp, 3 s.d. allowed.
+    tol = 3 * math.sqrt(0.05 * 0.95 / n_test)
+    assert miss["boot"][0] / n_test == pytest.approx(0.05, abs=tol)
+    assert miss["boot"][1] / n_test == pytest.approx(0.05, abs=tol)
+    # And the bootstrap's interval is asymmetric the right way: longer on the downside.
+    fc = boot.forecast(1, 0.9)
+    assert fc.anchor - fc.low > 1.1 * (fc.high - fc.anchor)
+    fc_t = t_model.forecast(1, 0.9)
+    assert fc_t.anchor - fc_t.low < 1.05 * (fc_t.high - fc_t.anchor)
+
+
+def test_innovations_are_validated() -> None:
+    with pytest.raises(ValueError, match="innovations must be one of t, bootstrap"):
+        TGARCHModel(innovations="normal")
+    assert TGARCHModel().innovations == "t"
