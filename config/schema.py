@@ -40,10 +40,7 @@ class ModelSpec:
 
 
 _DEFAULT_MODELS = (
-    # 0.3 (design: 0.06) since the member has the realised range term: chosen on
-    # 2010–2013 and 2014 walk-forwards against 0.06, 0.15, 0.2, 0.4, 0.5, 0.75 and 1.0,
-    # before the 2015–2018 test window.
-    ModelSpec("tgarch", 0.30),
+    ModelSpec("tgarch", 0.06),
     ModelSpec("delta_ukf", 0.30),
     ModelSpec("jump_diffusion_vix", 0.10),
     ModelSpec("ekpf", 0.10),

@@ -38,7 +38,7 @@ def test_default_has_the_original_design_values() -> None:
     cfg = ConfigLoader.default()
     weights = {m.name: m.weight for m in cfg.ensemble.models}
     assert weights == {
-        "tgarch": 0.30,  # design 0.06; re-chosen on 2010-2014 data (range term)
+        "tgarch": 0.06,
         "delta_ukf": 0.30,
         "jump_diffusion_vix": 0.10,
         "ekpf": 0.10,
