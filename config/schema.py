@@ -228,9 +228,9 @@ class KafkaConfig:
     )
     group_id: str = "markov"
     client_id: str = "markov"
-    # How long the broker may hold a fetch that finds no new input (aiokafka's default is
-    # 500 ms). Shorter cut the tick-to-range latency here (see the README's stream
-    # benchmark) for a few idle fetches a second more.
+    # How long the broker may hold a fetch that finds no new input (aiokafka's default).
+    # The broker answers as soon as input arrives: 20 ms and 500 ms gave the same
+    # tick-to-range latency here (benchmarks/stream.py, interleaved runs).
     fetch_max_wait_ms: int = field(default=500, metadata=_meta(ge=1, le=60_000))
     # How long the range producer waits to fill a batch after its first record.
     linger_ms: int = field(default=5, metadata=_meta(ge=0, le=60_000))
