@@ -263,8 +263,15 @@ class Engine:
     # -- consume ----------------------------------------------------------------------
 
     async def _consume(self) -> None:
+        caught: dict[TopicPartition, bool] = {}
         while not self._stop.is_set():
-            records = await self.source.getmany(timeout_ms=100, max_records=self.batch_size)
+            # Once the input is complete and everything has been read, one more poll that
+            # does not wait confirms the end (instead of a poll timeout at the end of every
+            # replay).
+            done = bool(caught) and all(caught.values()) and self._input_complete()
+            records = await self.source.getmany(
+                timeout_ms=0 if done else 100, max_records=self.batch_size
+            )
             if self._stop.is_set():
                 return
             caught = {tp: self.source.caught_up(tp) for tp in self.source.assignment()}
@@ -294,8 +301,11 @@ class Engine:
             if not records and self._idle_end(caught):
                 return
 
+    def _input_complete(self) -> bool:
+        return self.input_complete is not None and self.input_complete()
+
     def _idle_end(self, caught: Mapping[TopicPartition, bool]) -> bool:
-        if self.input_complete is None or not self.input_complete():
+        if not self._input_complete():
             return False
         aligner = self._aligner
         return bool(caught) and all(caught.values()) and (aligner is None or len(aligner) == 0)

@@ -23,7 +23,7 @@ from test_stream_support import (
 
 from config.loader import ConfigLoader
 from connectors.embedded_bus import EmbeddedBus
-from connectors.transport import TopicPartition
+from connectors.transport import InRecord, TopicPartition
 from stream.ranges import FIELDS, RangeSchemaError, RangeTemplate, validate_range
 from stream.symbol_state import SymbolState, bar_bucket
 
@@ -264,3 +264,30 @@ def test_rust_range_encoder_writes_the_reference_bytes() -> None:
         tick_vol = rng.choice([None, (rng.uniform(1, 100), rng.uniform(1, 100))])
         args = (1_514_903_400_000_000_000 + i, i + 1, price, vix, tick_vol)
         assert template.encode(*args) == orjson.dumps(template.encode_dict(*args))
+
+
+async def test_a_complete_replay_ends_without_waiting_out_a_poll() -> None:
+    """Once the input is complete and all of it has been read, the last poll does not
+    wait for more (a replay would otherwise end a poll timeout late)."""
+    records = feed_days(1)
+    config = make_config()
+    bus = EmbeddedBus()
+    for topic, key, value in encoded(config, records):
+        bus.append(topic, key, value)
+    service = embedded_service(config, bus)
+    await service.start()
+    source = service.source
+    assert source is not None
+    polls: list[int] = []
+    getmany = source.getmany
+
+    async def recording_getmany(timeout_ms: int, max_records: int) -> list[InRecord]:
+        polls.append(timeout_ms)
+        return await getmany(timeout_ms, max_records)
+
+    source.getmany = recording_getmany  # type: ignore[method-assign]
+    await asyncio.wait_for(service.run(), 120)
+    assert len(bus.topic("markov.ranges")) > 0
+    assert polls[0] == 100  # nothing read yet: a poll may wait
+    assert polls[-1] == 0  # everything read and the input complete: the end is confirmed at once
+    assert polls.count(100) < len(polls)
