@@ -64,8 +64,9 @@ class VixUpdate:
     value: float
 
 
-@dataclass(frozen=True, slots=True)
-class OptionQuote:
+class OptionQuote(NamedTuple):
+    """One quote of a chain (a NamedTuple like :class:`Tick`: a chain builds dozens)."""
+
     expiry: date
     strike: float
     right: str  # "C" or "P"
