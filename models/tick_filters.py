@@ -10,7 +10,8 @@ hour (overnight, weekend, halt) counts as :data:`GAP_DT` of a day, the share of 
 variance that the S&P 500 accrues overnight, so an opening jump is
 neither ignored nor taken as a whole day's move.
 
-Cost per tick: one call into Rust, ~3.5 µs (the UKF ~0.3 µs, 256 particles on one thread\n~3 µs).
+Cost per tick: one call into Rust (:class:`rust_filters.TickVolatility`), ~3 µs, most of it
+the 256 particles on one thread.
 """
 
 from __future__ import annotations
