@@ -98,9 +98,10 @@ class EmbeddedSource:
             self._position[tp] = max(start, stop)
         return out
 
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
         for tp, offset in offsets.items():
             self._bus._committed[(self._group, tp)] = offset
+        return dict(offsets)
 
     async def stop(self) -> None:
         return None

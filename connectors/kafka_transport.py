@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import IllegalStateError, KafkaConnectionError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition as KafkaTP
 
@@ -97,8 +97,12 @@ class KafkaSource:
         )
 
     def caught_up(self, tp: TopicPartition) -> bool:
-        """Everything the broker had at the last fetch has been returned."""
-        high = self._consumer.highwater(KafkaTP(tp.topic, tp.partition))
+        """Everything the broker had at the last fetch has been returned (False for a
+        partition that is not assigned any more)."""
+        try:
+            high = self._consumer.highwater(KafkaTP(tp.topic, tp.partition))
+        except IllegalStateError:
+            return False
         position = self._next.get(tp)
         return high is not None and position is not None and position >= high
 
@@ -114,16 +118,27 @@ class KafkaSource:
         # Partitions with nothing returned yet: learn where we stand, so that an empty or
         # fully consumed partition counts as caught up.
         for ktp in self._consumer.assignment():
-            tp = TopicPartition(ktp.topic, ktp.partition)
+            tp = topic_partition(ktp.topic, ktp.partition)
             if tp not in self._next:
-                self._next[tp] = await self._consumer.position(ktp)
+                try:
+                    self._next[tp] = await self._consumer.position(ktp)
+                except IllegalStateError:
+                    continue  # revoked by a rebalance while we asked
         return out
 
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        if offsets:
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Commit ``offsets`` for the partitions this member holds now and return those.
+        Kafka refuses the others: during a rebalance they are not ours to commit, and
+        whoever holds them next starts from their last commit."""
+        assigned = self._consumer.assignment()
+        owned = {
+            tp: off for tp, off in offsets.items() if KafkaTP(tp.topic, tp.partition) in assigned
+        }
+        if owned:
             await self._consumer.commit(
-                {KafkaTP(tp.topic, tp.partition): off for tp, off in offsets.items()}
+                {KafkaTP(tp.topic, tp.partition): off for tp, off in owned.items()}
             )
+        return owned
 
     async def stop(self) -> None:
         await self._consumer.stop()

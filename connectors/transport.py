@@ -65,8 +65,9 @@ class EventSource(Protocol):
 
     def assignment(self) -> frozenset[TopicPartition]: ...
 
-    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Commit ``offsets`` (next offset to read) for the consumer group."""
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Commit ``offsets`` (next offset to read) for the consumer group; return those
+        committed (a partition this member does not hold now is left out)."""
         ...
 
     async def stop(self) -> None: ...

@@ -68,6 +68,7 @@ class EngineStats:
     ranges: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)  # by reason kind
     skipped_restored: int = 0
+    redelivered: int = 0  # records fetched again (after a rebalance) that were already taken
     bars: int = 0
     refits_started: int = 0
     refits_installed: int = 0
@@ -178,6 +179,7 @@ class Engine:
         if restore:
             self._restore(restore)
         self._next: dict[TopicPartition, int] = {}  # processed position (next offset)
+        self._taken: dict[TopicPartition, int] = {}  # highest offset received, per partition
         self._last_ts: dict[TopicPartition, int] = {}
         self._aligner: EventTimeAligner[_Item] | None = None
         self._aligned: set[TopicPartition] = set()
@@ -315,9 +317,17 @@ class Engine:
         if aligner is None or self._aligned != set(self._caught) | {r.tp for r in records}:
             aligner = self._new_aligner()
         kinds, max_bytes = self._kinds, self.config.stream.max_message_bytes
-        last_ts, skip = self._last_ts, self._skip
+        last_ts, skip, taken = self._last_ts, self._skip, self._taken
         for record in records:
             tp = record.tp
+            top = taken.get(tp, -1)
+            if record.offset <= top:
+                # Fetched again: a rebalance that gave the partition back resumes from the
+                # last commit. This engine already has the record (processed, or waiting
+                # in the aligner), and its outputs are tracked under its first arrival.
+                self.stats.redelivered += 1
+                continue
+            taken[tp] = record.offset
             if skip:
                 skip_below = skip.get(tp)
                 if skip_below is not None and record.offset < skip_below:
@@ -601,9 +611,9 @@ class Engine:
                 for sym, data in zip(self.symbols, states, strict=True)
             ]
             await asyncio.gather(*acks)
-            await self.source.commit(changed)
-            self.tracker.mark_committed(changed)
-            committed.update(changed)
+            done = await self.source.commit(changed)  # what this member still holds
+            self.tracker.mark_committed(done)
+            committed.update(done)
             self.stats.commits += 1
 
     def _restore(self, restore: Mapping[str, Mapping[str, Any]]) -> None:

@@ -226,3 +226,51 @@ async def test_unreachable_broker_fails_fast_with_one_line() -> None:
     service = kafka_service(config)
     with pytest.raises(BrokerUnavailableError, match=r"cannot reach Kafka at 127\.0\.0\.1:1"):
         await service.start()
+
+
+async def test_a_rebalance_that_hands_the_partitions_back_repeats_nothing(
+    kafka_broker: LocalKafka,
+) -> None:
+    """Another member joins the group and leaves while the service runs: the service's
+    partitions are revoked and assigned again, and the consumer resumes from the last
+    commit (none here), so records the service has already processed arrive again. They
+    are recognised by offset and skipped: no dead letters, no repeated ranges."""
+    records = feed_days(3)
+    config, prefix = kafka_config(kafka_broker)
+    await create_inputs(kafka_broker, prefix)
+    await produce(kafka_broker, encoded(config, records))
+    expected = len(expected_publications(records, 1)) * HORIZONS
+    done = False
+    service = kafka_service(
+        config, commit_interval=3600.0, batch_size=100, input_complete=lambda: done
+    )
+    await service.start()
+    runner = asyncio.create_task(service.run())
+    engine = service.engine
+    assert engine is not None
+    while engine.stats.ranges < expected:  # everything processed, nothing committed
+        await asyncio.sleep(0.05)
+
+    intruder = AIOKafkaConsumer(
+        f"{prefix}.ticks", f"{prefix}.vix", f"{prefix}.options",
+        bootstrap_servers=kafka_broker.bootstrap_servers,
+        group_id=config.stream.kafka.group_id, enable_auto_commit=False,
+    )  # fmt: skip
+    await intruder.start()
+    while not intruder.assignment():  # the group has rebalanced over both members
+        await asyncio.sleep(0.05)
+    await intruder.stop()  # ... and rebalances back: the service has every partition again
+    stats = engine.stats
+    for _ in range(600):  # the repeated records arrive (recognised, or dead-lettered)
+        if stats.redelivered or stats.total_dead_letters:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # let the rest of them drain
+    done = True
+    await asyncio.wait_for(runner, 120)
+
+    assert stats.total_dead_letters == 0, stats.dead_letters
+    assert stats.redelivered > 0  # the rebalance did repeat records
+    assert stats.ranges == expected
+    ranges = await read_topic(kafka_broker, f"{prefix}.ranges")
+    assert [orjson.loads(v)["seq"] for _, v in ranges] == list(range(1, expected + 1))
