@@ -358,8 +358,8 @@ class Engine:
                 # commit task and timers run during a long batch.
                 await asyncio.sleep(0)
             advance(ts)
+            events[record.topic] += 1
             if type(item) is Tick:  # the common case, without the dispatch below
-                events[record.topic] += 1
                 await self._on_tick(record, item)
             else:
                 await self._apply(record, item)
@@ -381,7 +381,6 @@ class Engine:
 
     async def _apply(self, record: InRecord, event: Any) -> None:
         """Everything but a valid tick (those go straight to :meth:`_on_tick`)."""
-        self.stats.events[record.topic] += 1
         if isinstance(event, BadMessageError):
             await self._dead_letter(record, event.reason)
         elif isinstance(event, VixUpdate):

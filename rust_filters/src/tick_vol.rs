@@ -220,10 +220,6 @@ impl TickVolatility {
         self.last
     }
 
-    pub fn ukf(&self) -> &Ukf<StochVol> {
-        &self.ukf
-    }
-
     pub fn pf(&self) -> &ParticleFilter {
         &self.pf
     }
