@@ -158,6 +158,58 @@ def test_refit_on_a_longer_history_resolves_like_an_update() -> None:
             assert by_refit.forecast_detail(h) == by_update.forecast_detail(h)
 
 
+def test_scored_outcomes_move_weight_to_the_sharp_calibrated_member() -> None:
+    # Daily returns N(0, 1 %). A ±1.645 % band is the calibrated 90 % interval (expected
+    # interval score 4.13 σ), ±4 % over-covers (8.0 σ), ±0.4 % under-covers (10.0 σ). Before
+    # any outcome the equal base weights stand. After 100 outcomes each skill factor is
+    # (IS_best / IS_i)^4 of the interval scores of exactly the origins 119..218, scored
+    # against the next close; at the expected scores the sharp member's weight is 0.91
+    # (0.80–0.94 over seeds 0–19).
+    config = _config(weighting={"skill_strength": 1.0}, calibration={"enabled": False})
+    pct = {"sharp": 0.01645, "wide": 0.04, "narrow": 0.004}
+    members: dict[str, ForecastModel] = {n: Band(n, p) for n, p in pct.items()}
+    ens = ModelEnsemble(config, members, horizons=(1,), burn_in=0,
+                        base_weights=dict.fromkeys(pct, 1.0))  # fmt: skip
+    history = _toy_history(220, seed=4)
+    ens.fit(history.iloc[:120])
+    before = ens.forecast_detail(1).weights
+    assert before.weights == pytest.approx(dict.fromkeys(pct, 1 / 3))
+    for t in range(120, 220):
+        ens.update(bar_at(history, t))
+    after = ens.forecast_detail(1).weights
+    close = history["close"].to_numpy()
+    mean_is = {}
+    for n, p in pct.items():
+        lo, hi, nxt = close[119:219] * math.exp(-p), close[119:219] * math.exp(p), close[120:220]
+        score = (hi - lo) + 20 * np.maximum(lo - nxt, 0) + 20 * np.maximum(nxt - hi, 0)
+        mean_is[n] = float(np.mean(100 * score / close[119:219]))
+    best = min(mean_is.values())
+    assert after.skill_factor == pytest.approx({n: (best / m) ** 4 for n, m in mean_is.items()})
+    assert after.weights["sharp"] > 0.75
+
+
+def test_the_bar_vix_sets_the_regime_and_its_multipliers() -> None:
+    # Shipped multipliers: jump_diffusion_vix low 0.7 / high 1.5, arima low 1.2 / high 0.6;
+    # with equal base weights and no skill the jump model's share is 0.7/1.9 in a calm
+    # market and 1.5/2.1 in a stressed one.
+    members: dict[str, ForecastModel] = {
+        "jump_diffusion_vix": Band("jump_diffusion_vix", 0.01),
+        "arima": Band("arima", 0.01),
+    }
+    ens = ModelEnsemble(_config(), members, horizons=(1,), burn_in=0,
+                        base_weights={"jump_diffusion_vix": 1.0, "arima": 1.0})  # fmt: skip
+    history = _toy_history(121)
+    history.loc[history.index[119], "vix"] = 10.0
+    ens.fit(history.iloc[:120])
+    assert ens.forecast_detail(1).regime == "low"  # the last fitted bar's VIX: 10
+    assert ens.forecast_detail(1).parts["jump_diffusion_vix"].weight == pytest.approx(0.7 / 1.9)
+    bar = bar_at(history, 120)
+    ens.update(Bar(bar.ts, bar.open, bar.high, bar.low, bar.close, 30.0))
+    fc = ens.forecast_detail(1)
+    assert fc.regime == "high" and fc.vix == 30.0
+    assert fc.parts["jump_diffusion_vix"].weight == pytest.approx(1.5 / 2.1)
+
+
 # ----------------------------------------------------------------------- real members
 
 
