@@ -253,7 +253,7 @@ class ModelEnsemble:
 
     # -- refits off the event loop ----------------------------------------------------
 
-    SLOW_MEMBERS = ("tgarch", "arima", "varmax")
+    SLOW_MEMBERS = ("tgarch", "arima", "varmax", "quantile_regression")
 
     def slow_members(self) -> dict[str, ForecastModel]:
         """The members refitted on a timer (the caller fits copies of them elsewhere)."""

@@ -45,4 +45,10 @@ def build_member(name: str, config: MarkovConfig) -> ForecastModel:
         from models.har_quantile import HARQuantileModel
 
         return HARQuantileModel(horizons=config.forecast.horizons)
+    if name == "quantile_regression":
+        from models.quantile_regression import QuantileRegressionModel
+
+        return QuantileRegressionModel(
+            horizons=config.forecast.horizons, confidence=config.forecast.confidence
+        )
     raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODEL_NAMES)}")

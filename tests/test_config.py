@@ -45,6 +45,7 @@ def test_default_has_the_original_design_values() -> None:
         "arima": 0.02,
         "varmax": 0.06,
         "har_quantile": 0.30,  # added after the design (base chosen on 2010-2014 data)
+        "quantile_regression": 0.45,  # likewise
     }
     assert (cfg.vix.low_threshold, cfg.vix.high_threshold) == (12.5, 18.5)
     assert cfg.stream.mode == "embedded"
@@ -121,7 +122,7 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     (
         {"ensemble.models[1].name": "garch"},
         "ensemble.models[1].name: unknown model 'garch'; allowed: tgarch, delta_ukf, "
-        "jump_diffusion_vix, ekpf, arima, varmax, har_quantile",
+        "jump_diffusion_vix, ekpf, arima, varmax, har_quantile, quantile_regression",
     ),
     (
         {"ensemble.models[4].name": "tgarch"},
@@ -179,7 +180,8 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     (
         {"weighting.regime_multipliers.garch": {"low": 1}},
         "weighting.regime_multipliers.garch: unknown key (did you mean 'tgarch'?); allowed: "
-        "tgarch, delta_ukf, jump_diffusion_vix, ekpf, arima, varmax, har_quantile",
+        "tgarch, delta_ukf, jump_diffusion_vix, ekpf, arima, varmax, har_quantile, "
+        "quantile_regression",
     ),
     (
         {"weighting.option_factors.skew": -0.5},
@@ -341,8 +343,8 @@ def test_override_that_breaks_a_cross_field_rule_is_rejected() -> None:
             "forecast..horizon: not a config field path (expected e.g. ensemble.models[2].weight)",
         ),
         (
-            "ensemble.models[7].weight=1",
-            "ensemble.models[7]: index out of range (ensemble.models has 7 items)",
+            "ensemble.models[8].weight=1",
+            "ensemble.models[8]: index out of range (ensemble.models has 8 items)",
         ),
         ("seed.value=1", "seed: is 42, not a section; cannot set 'value'"),
         ("forecast[0]=1", "forecast: is not a list, cannot index [0]"),

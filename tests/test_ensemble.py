@@ -20,6 +20,7 @@ from models.delta_ukf import DeltaUKF
 from models.ensemble import ModelEnsemble
 from models.har_quantile import HARQuantileModel
 from models.jump_diffusion_vix import JumpDiffusionVIX
+from models.quantile_regression import QuantileRegressionModel
 from models.tgarch_model import TGARCHModel
 from models.validation import bar_at, look_ahead_check
 
@@ -262,6 +263,7 @@ def _fast_members(config: MarkovConfig) -> dict[str, ForecastModel]:
         "jump_diffusion_vix": JumpDiffusionVIX(n_paths=500, seed=config.seed + 3, horizons=(1, 5)),
         "delta_ukf": DeltaUKF(seed=config.seed + 5, vrp_window=60),
         "har_quantile": HARQuantileModel(horizons=(1, 5), window=300),
+        "quantile_regression": QuantileRegressionModel(horizons=(1, 5)),
     }
 
 
@@ -270,14 +272,16 @@ def _small_ensemble(leaky: bool = False) -> ModelEnsemble:
         {"ensemble": {"models": [{"name": "tgarch", "weight": 0.3},
                                  {"name": "jump_diffusion_vix", "weight": 0.3},
                                  {"name": "delta_ukf", "weight": 0.4},
-                                 {"name": "har_quantile", "weight": 0.3}]}}
+                                 {"name": "har_quantile", "weight": 0.3},
+                                 {"name": "quantile_regression", "weight": 0.45}]}}
     )  # fmt: skip
     members = _fast_members(config)
     weights = None
     if leaky:
         members["peeker"] = PeeksAtTomorrow("peeker", 0.01)
         weights = {"tgarch": 0.3, "jump_diffusion_vix": 0.3, "delta_ukf": 0.4,
-                   "har_quantile": 0.3, "peeker": 1.0}  # fmt: skip
+                   "har_quantile": 0.3, "quantile_regression": 0.45,
+                   "peeker": 1.0}  # fmt: skip
     return ModelEnsemble(config, members, horizons=(1, 5), burn_in=15, base_weights=weights)
 
 
