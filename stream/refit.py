@@ -1,4 +1,4 @@
-"""Refitting the slow members (TGARCH, ARIMA, VARMAX) off the event loop.
+"""Refitting the slow members (TGARCH, ARIMA, VARMAX, quantile regression) off the event loop.
 
 A refit fits *copies* of an ensemble's slow members on the history so far in an executor
 (a process pool by default, so the fit does not share the event loop's GIL), then the
