@@ -19,6 +19,12 @@ separately for the close interval and the path range of every tracked horizon. T
 outcomes score the members (interval score) for the skill factor of the weights. Both are
 part of the ensemble's state and only ever use outcomes known at the origin.
 
+Cross-feeds. The Delta UKF's smile gives the option factors of the weights and the jump
+member's crash size (:meth:`ModelEnsemble.update_chain` recomputes both). The Monte Carlo
+member (the one with ``set_consensus_volatility``) is forecast last, on the consensus
+daily volatility of the others: the weighted geometric mean of the volatility a normal law
+would give each close interval.
+
 Warm-up. The first ``fit`` on a long history fits the members on all but the last
 ``burn_in`` bars and walks those bars with ``update`` so that calibration and skill start
 from out-of-sample evidence, then refits the members on the whole history.
@@ -29,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import pandas as pd
@@ -235,6 +242,10 @@ class ModelEnsemble:
                 self._member_failures[name] = f"chain update failed: {exc}"
             for parts in self._part_cache.values():
                 parts.pop(name, None)
+        # The chain also moves the jump size and the consensus: recompute those members.
+        for parts in self._part_cache.values():
+            for name in [*self._consensus_fed(), "jump_diffusion_vix"]:
+                parts.pop(name, None)
         self._refresh_option_signals()
         self._cache.clear()
 
@@ -299,19 +310,58 @@ class ModelEnsemble:
     def _member_ranges(self, steps: int, confidence: float) -> dict[str, PriceRange]:
         anchor = self._closes[-1]
         out = self._part_cache.setdefault((len(self._closes), steps, confidence), {})
-        for name, member in self.members.items():
+        # Staged: the Monte Carlo members run last, on the others' consensus volatility.
+        staged = self._consensus_fed()
+        for name in [n for n in self.members if n not in staged] + staged:
             if name in out:
                 continue
+            member = self.members[name]
             if name in self._member_failures:
                 out[name] = PriceRange.failure(
                     name, steps, confidence, anchor, self._member_failures[name]
                 )
                 continue
             try:
+                if name in staged:
+                    others = {n: r for n, r in out.items() if n not in staged}
+                    member.set_consensus_volatility(  # type: ignore[attr-defined]
+                        self._consensus_volatility(steps, others)
+                    )
                 out[name] = member.forecast(steps, confidence)
             except Exception as exc:
                 out[name] = PriceRange.failure(name, steps, confidence, anchor, str(exc))
         return {name: out[name] for name in self.members}  # members' order, whatever the cache's
+
+    def _consensus_fed(self) -> list[str]:
+        """Members that take the ensemble's consensus volatility (the Monte Carlo ones)."""
+        return [
+            n
+            for n, m in self.members.items()
+            if callable(getattr(m, "set_consensus_volatility", None))
+        ]
+
+    def _consensus_volatility(self, steps: int, parts: Mapping[str, PriceRange]) -> float | None:
+        """Cross-feed: the weighted geometric mean of the members' daily volatilities.
+
+        A member's volatility is the one a normal law would give its close interval,
+        ``ln(high / low) / (2 z √steps)`` with ``z`` the interval's normal quantile; the
+        weights are the ensemble's own (base × regime × option × skill) over ``parts``.
+        None when no member has a usable range.
+        """
+        usable = {n: r for n, r in parts.items() if r.usable and r.low < r.high}
+        if not usable:
+            return None
+        weights = self._weights(steps, usable).weights
+        total = sum(weights[n] for n in usable)
+        if total <= 0:
+            return None
+        log_vol = 0.0
+        for name, r in usable.items():
+            z = _normal_quantile(0.5 + r.confidence / 2)
+            log_vol += weights[name] * math.log(
+                math.log(r.high / r.low) / (2 * z * math.sqrt(steps))
+            )
+        return math.exp(log_vol / total)
 
     def _weights(self, steps: int, parts: Mapping[str, PriceRange]) -> WeightBreakdown:
         skill = self._tracked.skill.get(steps) or SkillTracker(self.config.weighting.skill_window)
@@ -420,6 +470,10 @@ class ModelEnsemble:
 
     def calibration_state(self) -> dict[str, Any]:
         return {f"{h}:{k}": c.state() for (h, k), c in self._tracked.calibrators.items()}
+
+
+def _normal_quantile(p: float) -> float:
+    return float(NormalDist().inv_cdf(p))
 
 
 def _interval_score(low: float, high: float, lower: float, upper: float, alpha: float) -> float:

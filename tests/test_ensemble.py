@@ -21,6 +21,7 @@ from models.ensemble import ModelEnsemble
 from models.har_quantile import HARQuantileModel
 from models.jump_diffusion_vix import JumpDiffusionVIX
 from models.quantile_regression import QuantileRegressionModel
+from models.smile import SmileModel, generate_chain
 from models.tgarch_model import TGARCHModel
 from models.validation import bar_at, look_ahead_check
 
@@ -248,6 +249,38 @@ def test_calibration_recovers_coverage_after_volatility_doubles() -> None:
     assert abs(calibrated[-2000:].mean() - 0.10) < 0.025  # ...and calibrated away
 
 
+class ConsensusSpy(Band):
+    """A Monte Carlo stand-in: records the consensus the ensemble hands it."""
+
+    def __init__(self, name: str, pct: float) -> None:
+        super().__init__(name, pct)
+        self.seen: list[float | None] = []
+
+    def set_consensus_volatility(self, sigma_daily: float | None) -> None:
+        self.seen.append(sigma_daily)
+
+
+def test_the_monte_carlo_member_runs_last_on_the_others_consensus_volatility() -> None:
+    # Bands of ±1 % and ±3 % √h at 90 %: normal-equivalent daily volatilities 1 % / 1.645
+    # and 3 % / 1.645; base weights 1 and 3 (no skill yet): consensus = their weighted
+    # geometric mean, at every horizon; the spy's own range takes no part in it.
+    spy = ConsensusSpy("mc", 0.5)
+    members: dict[str, ForecastModel] = {"mc": spy, "a": Band("a", 0.01), "b": Band("b", 0.03)}
+    ens = ModelEnsemble(_config(), members, horizons=(1, 5), burn_in=0,
+                        base_weights={"mc": 1.0, "a": 1.0, "b": 3.0})  # fmt: skip
+    ens.fit(_toy_history())
+    z = 1.6448536269514722
+    expected = math.exp(0.25 * math.log(0.01 / z) + 0.75 * math.log(0.03 / z))
+    assert spy.seen == [pytest.approx(expected), pytest.approx(expected)]  # h = 1 and 5
+    ens.forecast(3)  # an untracked horizon: the same consensus, per day
+    assert spy.seen[-1] == pytest.approx(expected)
+    assert list(ens.forecast_parts(1)) == ["mc", "a", "b"]  # reported in configured order
+    lonely = ModelEnsemble(_config(), {"mc": ConsensusSpy("mc", 0.5)}, horizons=(1,),
+                           burn_in=0, base_weights={"mc": 1.0})  # fmt: skip
+    lonely.fit(_toy_history())
+    assert lonely.members["mc"].seen == [None]  # type: ignore[attr-defined]
+
+
 # ----------------------------------------------------------------------- real members
 
 
@@ -322,3 +355,30 @@ def test_look_ahead_check_catches_a_leaky_member_inside_the_ensemble() -> None:
     )
     assert not report.passed
     assert any("changed after rows" in v for v in report.violations)
+
+
+def test_a_chain_update_refreshes_the_jump_members_range() -> None:
+    # The chain moves the Delta UKF's skew z-score, which the jump member turns into a
+    # larger crash size: its cached range at this origin must be recomputed, not reused.
+    history = spx().iloc[:300]
+    config = ConfigLoader.from_dict(
+        {"ensemble": {"models": [{"name": "delta_ukf", "weight": 0.5},
+                                 {"name": "jump_diffusion_vix", "weight": 0.5}]}}
+    )  # fmt: skip
+    members: dict[str, ForecastModel] = {
+        "delta_ukf": DeltaUKF(seed=5),
+        "jump_diffusion_vix": JumpDiffusionVIX(n_paths=4000, seed=3, horizons=(1,)),
+    }
+    ens = ModelEnsemble(config, members, horizons=(1,), burn_in=0)
+    ens.fit(history)
+    before = ens.forecast_parts(1, 0.998)["jump_diffusion_vix"]
+    date = history.index[-1] + pd.offsets.BDay()
+    ts = int((date + pd.Timedelta(hours=16)).tz_localize("America/New_York").value)
+    close, vix = float(history["close"].iloc[-1]), float(history["vix"].iloc[-1])
+    chain = generate_chain("SPX", ts, close, vix, expiries_days=(30,), seed=3,
+                           model=SmileModel(skew_bar=0.40))  # fmt: skip
+    ens.update_chain(chain)
+    skew_z = ens.members["delta_ukf"].option_signals().skew_z  # type: ignore[attr-defined]
+    assert skew_z is not None and skew_z > 1
+    after = ens.forecast_parts(1, 0.998)["jump_diffusion_vix"]
+    assert after.low < before.low

@@ -105,3 +105,29 @@ def test_bad_input_names_the_problem() -> None:
         JumpDiffusionVIX().fit(history.iloc[:50])
     with pytest.raises(RuntimeError, match="fit"):
         JumpDiffusionVIX().forecast(1)
+
+
+def test_consensus_volatility_blends_into_the_simulated_variance() -> None:
+    # v' = v^(1−w) · σ_c^(2w): a larger consensus widens the range, w = 0 or no consensus
+    # leaves the member's own VIX variance (and the seeded simulation) untouched.
+    model, _ = _fitted(consensus_weight=1.0)
+    own = model.forecast(1, 0.9)
+    model.set_consensus_volatility(0.02)
+    wide = model.forecast(1, 0.9)
+    model.set_consensus_volatility(0.005)
+    narrow = model.forecast(1, 0.9)
+    assert narrow.width < own.width < wide.width
+    # w = 1: the daily variance is σ_c² (less the same jump variance), so a σ_c four times
+    # as large gives close to four times the width (the jumps' share does not scale).
+    assert wide.width / narrow.width == pytest.approx(4.0, rel=0.1)
+    for value in (None, math.nan, -1.0):
+        model.set_consensus_volatility(value)
+        assert model.forecast(1, 0.9) == own
+    quarter, _ = _fitted()  # the default weight, 0.25
+    quarter.set_consensus_volatility(0.02)
+    assert own.width < quarter.forecast(1, 0.9).width < wide.width
+    ignoring, _ = _fitted(consensus_weight=0.0)
+    ignoring.set_consensus_volatility(0.02)
+    assert ignoring.forecast(1, 0.9) == own
+    with pytest.raises(ValueError, match=r"consensus_weight must be in \[0, 1\]"):
+        JumpDiffusionVIX(consensus_weight=1.5)
