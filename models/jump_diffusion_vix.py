@@ -128,11 +128,18 @@ class JumpDiffusionVIX:
         ok = sigma_daily is not None and math.isfinite(sigma_daily) and sigma_daily > 0
         self._consensus = sigma_daily if ok else None
 
-    def forecast(self, steps: int, confidence: float = 0.9) -> PriceRange:
+    def forecast(
+        self, steps: int, confidence: float = 0.9, *, num_simulations: int | None = None
+    ) -> PriceRange:
+        """The range ``steps`` days ahead from ``num_simulations`` Monte Carlo paths
+        (default ``n_paths``); seeded per origin, so it never changes state."""
         if self._history is None or self._features is None:
             raise RuntimeError("fit() before forecast()")
         if steps < 1 or not 0 < confidence < 1:
             raise ValueError(f"need steps >= 1 and 0 < confidence < 1, got {steps}, {confidence}")
+        n_paths = self.n_paths if num_simulations is None else num_simulations
+        if isinstance(n_paths, bool) or not isinstance(n_paths, int) or n_paths < 100:
+            raise ValueError(f"num_simulations must be an integer >= 100, got {num_simulations!r}")
         from rust_filters import simulate_merton
 
         anchor = float(self._history["close"].iloc[-1])
@@ -154,7 +161,7 @@ class JumpDiffusionVIX:
         drift = self.lam * (kappa_shifted - kappa)
         alpha = 1.0 - confidence
         sim = simulate_merton(
-            anchor, drift, diffusion, self.lam, mu_j, self.sigma_j, self.n_paths, steps,
+            anchor, drift, diffusion, self.lam, mu_j, self.sigma_j, n_paths, steps,
             dt=1.0, levels=[alpha / 2, 0.5, 1 - alpha / 2], seed=self.seed + self._bars,
             threads=self.threads, bridge=True, path_confidence=confidence,
         )  # fmt: skip

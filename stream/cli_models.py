@@ -180,6 +180,10 @@ def forecast_ticker(
             }
             for name, p in fc.parts.items()
         },
+        # Every report says when the option chains are synthetic, the JSON one too.
+        "notes": [SYNTHETIC_NOTE.removeprefix("note: ")]
+        if any("synthetic" in p.status.reason for p in fc.parts.values())
+        else [],
     }
 
 

@@ -79,6 +79,9 @@ def test_forecast_ticker_and_its_table(small_config: Path) -> None:
     assert lines[1].startswith("ensemble range  ")
     assert any(line.startswith("delta_ukf ") for line in lines)
     assert lines[-1] == cli_models.SYNTHETIC_NOTE
+    no_chains = ConfigLoader.from_dict({"ensemble": {"models": [{"name": "tgarch", "weight": 1}]},
+                                        "data": {"default_days_back": 300}})  # fmt: skip
+    assert cli_models.forecast_ticker(no_chains, "SPX", 5, 0.9, data=None)["notes"] == []
 
 
 def test_forecast_command_prints_json(
@@ -91,6 +94,7 @@ def test_forecast_command_prints_json(
     out = orjson.loads(capsys.readouterr().out)
     assert out["horizon"] == 1 and out["confidence"] == 0.8
     assert out["low"] < out["high"]
+    assert out["notes"] == [cli_models.SYNTHETIC_NOTE.removeprefix("note: ")]
 
 
 def test_unknown_ticker_is_one_line(small_config: Path) -> None:
