@@ -118,7 +118,8 @@ class VixConfig:
     ``coefficient`` maps the VIX to the volatility the VIX-driven models expect,
     sigma_annual = coefficient * VIX / 100: implied volatility overstates realised by the
     variance risk premium; on the bundled 2014-2018 data the next-21-day realised over
-    VIX ratio averages 0.80.
+    VIX ratio averages 0.80. It is the prior: the Delta UKF and the jump diffusion use it
+    until they have 60 days of VIX history to estimate the premium from.
     """
 
     low_threshold: float = field(default=12.5, metadata=_meta(gt=0.0))

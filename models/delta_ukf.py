@@ -16,7 +16,8 @@ volatility there, ``iv(k_p)``, sets that side of the range:
 and the path range uses the Brownian barrier ``X`` of the confidence with the smile's
 volatility at ``∓X``. ``ρ = sqrt(trailing realised variance / trailing implied
 variance)`` (one year of closes and filtered ATM levels) corrects for the variance risk
-premium: implied volatility over-predicts realised. The smile enters shrunk by
+premium: implied volatility over-predicts realised. Until there are 60 days of both,
+``ρ`` is the configured ``vix.coefficient``. The smile enters shrunk by
 ``skew_weight``: the risk-neutral skew prices crash insurance and is several times
 steeper than the skew of realised returns (Bakshi, Kapadia & Madan 2003, "Stock return
 characteristics, skew laws, and the differential pricing of individual equity options",
@@ -69,7 +70,11 @@ class DeltaUKF:
         noise_sd: float = 0.004,
         synthetic_chains: bool = True,
         skew_weight: float = 0.35,
+        vix_coefficient: float = 0.8,
     ) -> None:
+        if not (math.isfinite(vix_coefficient) and vix_coefficient > 0):
+            raise ValueError(f"vix_coefficient must be > 0, got {vix_coefficient}")
+        self.vix_coefficient = vix_coefficient
         if not 0.0 <= skew_weight <= 1.0:
             raise ValueError(f"skew_weight must be in [0, 1], got {skew_weight}")
         self.skew_weight = skew_weight
@@ -188,16 +193,18 @@ class DeltaUKF:
 
     @property
     def vrp_ratio(self) -> float:
-        """Trailing realised over implied variance (1 until there is enough of both)."""
+        """Trailing realised over implied variance; until there are 60 days of both, the
+        configured prior ``vix_coefficient²`` (``vix.coefficient``: σ = coefficient·VIX)."""
+        prior = self.vix_coefficient**2
         closes = np.asarray(self._closes)
         implied = np.asarray(self._implied_var)
         if len(closes) < 60 or len(implied) < len(closes):
-            return 1.0
+            return prior
         r2 = np.diff(np.log(closes)) ** 2
         iv = implied[:-1]  # the implied variance known the day before each return
         ok = np.isfinite(iv)
         if ok.sum() < 60:
-            return 1.0
+            return prior
         return float(np.clip(r2[ok].sum() / iv[ok].sum(), 0.2, 2.0))
 
     # -- internals --------------------------------------------------------------------

@@ -6,7 +6,8 @@
 with time in trading days and ``μ = 0`` (over h ≤ a few weeks the drift is far below
 the noise). The total daily variance over the horizon is the VIX corrected for the
 variance risk premium (:mod:`models.realized_variance`: a HAR regression of realised on
-implied variance, fitted on history); the diffusion gets that variance less the jump
+implied variance, fitted on history; with fewer than 60 days of VIX history, the configured
+``vix.coefficient · VIX`` instead); the diffusion gets that variance less the jump
 variance ``λ(μ_J² + σ_J²)`` (at least half of it). Jumps are estimated from history:
 returns beyond ``jump_threshold`` conditional standard deviations are jumps; ``λ`` is
 their frequency and ``μ_J``, ``σ_J`` their mean and standard deviation (with a prior of a
@@ -36,7 +37,13 @@ import numpy as np
 import pandas as pd
 
 from models.base import Bar, FitResult, ModelStatus, PriceRange
-from models.realized_variance import HarFeatures, HarFit, daily_realized_variance, fit_har
+from models.realized_variance import (
+    TRADING_DAYS,
+    HarFeatures,
+    HarFit,
+    daily_realized_variance,
+    fit_har,
+)
 
 _PRIOR_JUMPS = 2.0  # pseudo-jumps at the prior size, so λ > 0 and σ_J is defined
 _PRIOR_MU_J = -0.02
@@ -58,7 +65,11 @@ class JumpDiffusionVIX:
         threads: int | None = None,
         horizons: tuple[int, ...] = (1, 5),
         consensus_weight: float = 0.25,
+        vix_coefficient: float = 0.8,
     ) -> None:
+        if not (math.isfinite(vix_coefficient) and vix_coefficient > 0):
+            raise ValueError(f"vix_coefficient must be > 0, got {vix_coefficient}")
+        self.vix_coefficient = vix_coefficient
         if n_paths < 100:
             raise ValueError(f"n_paths must be >= 100, got {n_paths}")
         if not 0.0 <= consensus_weight <= 1.0:
@@ -145,9 +156,18 @@ class JumpDiffusionVIX:
         anchor = float(self._history["close"].iloc[-1])
         h_fit = min(self._fits, key=lambda k: (abs(k[0] - steps), not k[1]))[0]
         i = len(self._history) - 1
-        has_vix = bool(np.isfinite(self._features.vix[i])) and (h_fit, True) in self._fits
-        fit = self._fits[(h_fit, has_vix)]
-        variance = fit.variance(self._features.row(i, has_vix))
+        vix_now = bool(np.isfinite(self._features.vix[i]))
+        has_vix = vix_now and (h_fit, True) in self._fits
+        if vix_now and not has_vix:
+            # Too little VIX history to estimate the premium: the configured prior,
+            # σ = vix.coefficient · VIX (annual), as a daily variance.
+            vix = float(self._history["vix"].iloc[-1])
+            variance = (self.vix_coefficient * vix / 100.0) ** 2 / TRADING_DAYS
+            status = ModelStatus.degraded("VIX premium not estimated yet: vix.coefficient used")
+        else:
+            fit = self._fits[(h_fit, has_vix)]
+            variance = fit.variance(self._features.row(i, has_vix))
+            status = ModelStatus.ok() if has_vix else ModelStatus.degraded("no VIX")
         if self._consensus is not None and self.consensus_weight > 0:
             w = self.consensus_weight  # geometric blend of the two daily variances
             variance = math.exp((1 - w) * math.log(variance) + w * 2 * math.log(self._consensus))
@@ -166,7 +186,6 @@ class JumpDiffusionVIX:
             threads=self.threads, bridge=True, path_confidence=confidence,
         )  # fmt: skip
         low, center, high = (float(v) for v in sim.terminal)
-        status = ModelStatus.ok() if has_vix else ModelStatus.degraded("no VIX")
         return PriceRange(
             self.name, steps, confidence, anchor, low, high, center,
             path_low=sim.path_low, path_high=sim.path_high,

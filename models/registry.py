@@ -32,7 +32,12 @@ def build_member(name: str, config: MarkovConfig) -> ForecastModel:
     if name == "jump_diffusion_vix":
         from models.jump_diffusion_vix import JumpDiffusionVIX
 
-        return JumpDiffusionVIX(seed=seed + 3, threads=threads, horizons=config.forecast.horizons)
+        return JumpDiffusionVIX(
+            seed=seed + 3,
+            threads=threads,
+            horizons=config.forecast.horizons,
+            vix_coefficient=config.vix.coefficient,
+        )
     if name == "ekpf":
         from models.ekpf_model import EKPFModel
 
@@ -40,7 +45,7 @@ def build_member(name: str, config: MarkovConfig) -> ForecastModel:
     if name == "delta_ukf":
         from models.delta_ukf import DeltaUKF
 
-        return DeltaUKF(seed=seed + 5)
+        return DeltaUKF(seed=seed + 5, vix_coefficient=config.vix.coefficient)
     if name == "har_quantile":
         from models.har_quantile import HARQuantileModel
 

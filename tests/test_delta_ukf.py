@@ -118,9 +118,15 @@ def test_vrp_ratio_is_realised_over_implied() -> None:
     assert model.vrp_ratio == pytest.approx(0.64, rel=0.01)
     wide = model.forecast(1, 0.9)
     # The range is the implied one scaled by sqrt(ratio): 0.8 of the unscaled width.
-    unscaled = DeltaUKF()
-    unscaled.fit(_history(np.full(n, 19.0), closes).iloc[-59:])  # < 60 closes: ratio 1
+    unscaled = DeltaUKF(vix_coefficient=1.0)
+    # < 60 closes: the prior vix_coefficient² (here 1)
+    unscaled.fit(_history(np.full(n, 19.0), closes).iloc[-59:])
     assert unscaled.vrp_ratio == 1.0
+    shipped = DeltaUKF()  # vix.coefficient 0.8
+    shipped.fit(_history(np.full(n, 19.0), closes).iloc[-59:])
+    assert shipped.vrp_ratio == pytest.approx(0.64)
+    with pytest.raises(ValueError, match="vix_coefficient must be > 0"):
+        DeltaUKF(vix_coefficient=0.0)
     assert math.log(wide.high / wide.anchor) == pytest.approx(
         0.8 * math.log(unscaled.forecast(1, 0.9).high / wide.anchor), rel=0.02
     )

@@ -152,3 +152,21 @@ def test_num_simulations_sets_the_paths_of_one_forecast() -> None:
     for bad in (50, 0, 2.5, True):
         with pytest.raises(ValueError, match="num_simulations must be an integer >= 100"):
             model.forecast(1, num_simulations=bad)  # type: ignore[arg-type]
+
+
+def test_a_short_vix_history_uses_the_configured_coefficient() -> None:
+    # 400 days, the VIX only on the last 30: too few to fit the premium (60 rows), so the
+    # daily variance is (coefficient · VIX / 100)² / 252 and the range scales with the
+    # coefficient (the jump part aside), and the status says why.
+    history = vix_driven_history(400, c=0.7, seed=8)
+    history.loc[history.index[:-30], "vix"] = np.nan
+    widths = {}
+    for coefficient in (0.5, 1.0):
+        model = JumpDiffusionVIX(n_paths=4000, vix_coefficient=coefficient)
+        model.fit(history)
+        r = model.forecast(1, 0.9)
+        assert r.status.state is Status.DEGRADED and "vix.coefficient" in r.status.reason
+        widths[coefficient] = math.log(r.high / r.low)
+    assert widths[1.0] / widths[0.5] == pytest.approx(2.0, rel=0.15)
+    with pytest.raises(ValueError, match="vix_coefficient must be > 0"):
+        JumpDiffusionVIX(vix_coefficient=-1.0)
