@@ -107,8 +107,20 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class RustConfig:
+    """``enable_acceleration`` is the original design's switch; only ``true`` is allowed:
+    the filters and simulations exist only in Rust (``rust_filters``), and the NumPy
+    references beside them are for tests and benchmarks, too slow to serve."""
+
     enable_acceleration: bool = True
     num_threads: int = field(default=0, metadata=_meta(ge=0, le=1024))  # 0 = one per core
+
+    def check(self, path: str) -> None:
+        if not self.enable_acceleration:
+            raise ConfigError(
+                f"{path}.enable_acceleration",
+                "false is not supported: the filters and simulations run only in Rust; "
+                "allowed: true",
+            )
 
 
 @dataclass(frozen=True)

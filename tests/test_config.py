@@ -154,6 +154,11 @@ INVALID: list[tuple[dict[str, Any], str]] = [
         "rust.enable_acceleration: expected true or false, got 'yes'",
     ),
     ({"rust.num_threads": -2}, "rust.num_threads: must be >= 0, got -2"),
+    (
+        {"rust.enable_acceleration": False},
+        "rust.enable_acceleration: false is not supported: the filters and simulations run "
+        "only in Rust; allowed: true",
+    ),
     ({"vix.low_threshold": 20}, "vix.low_threshold: must be < high_threshold (18.5), got 20.0"),
     ({"vix.high_threshold": 12.5}, "vix.low_threshold: must be < high_threshold (12.5), got 12.5"),
     ({"vix.coefficient": 0}, "vix.coefficient: must be > 0, got 0"),
