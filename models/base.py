@@ -66,6 +66,14 @@ class Bar:
     close: float
     vix: float | None = None
 
+    def to_frame(self) -> pd.DataFrame:
+        """This bar as a one-row history frame (:data:`HISTORY_COLUMNS`; NaN VIX if none)."""
+        return pd.DataFrame(
+            {"open": [self.open], "high": [self.high], "low": [self.low], "close": [self.close],
+             "vix": [math.nan if self.vix is None else self.vix]},
+            index=pd.DatetimeIndex([self.ts]),
+        )  # fmt: skip
+
     @classmethod
     def from_row(cls, ts: object, row: pd.Series) -> Bar:
         """The bar of one history row (a NaN or absent ``vix`` becomes None)."""

@@ -127,12 +127,7 @@ class HARQuantileModel:
         if self._tail is None:
             raise RuntimeError("fit() before update()")
         check_bar(bar, self._last_ts)
-        row = pd.DataFrame(
-            {"open": [bar.open], "high": [bar.high], "low": [bar.low], "close": [bar.close],
-             "vix": [np.nan if bar.vix is None else bar.vix]},
-            index=pd.DatetimeIndex([bar.ts]),
-        )  # fmt: skip
-        self._tail = pd.concat([self._tail.iloc[-(_TAIL_ROWS - 1) :], row])
+        self._tail = pd.concat([self._tail.iloc[-(_TAIL_ROWS - 1) :], bar.to_frame()])
         self._features = HarFeatures.from_history(self._tail)
         self._last_ts = bar.ts
 

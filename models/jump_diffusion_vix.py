@@ -119,13 +119,8 @@ class JumpDiffusionVIX:
             raise RuntimeError("fit() before update()")
         if bar.ts <= self._history.index[-1]:
             raise ValueError(f"bar at {bar.ts} is not after the last bar {self._history.index[-1]}")
-        row = pd.DataFrame(
-            {"open": [bar.open], "high": [bar.high], "low": [bar.low], "close": [bar.close],
-             "vix": [np.nan if bar.vix is None else bar.vix]},
-            index=pd.DatetimeIndex([bar.ts]),
-        )  # fmt: skip
         # Only the last 22 rows feed the regressors: keep a short tail, not all history.
-        self._history = pd.concat([self._history.iloc[-40:], row])
+        self._history = pd.concat([self._history.iloc[-40:], bar.to_frame()])
         self._features = HarFeatures.from_history(self._history)
         self._bars += 1
 

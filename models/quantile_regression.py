@@ -182,7 +182,7 @@ class QuantileRegressionModel:
         self._fits = {}
         for h in self.horizons:
             self._fits[(h, self.confidence)] = self._fit_tails(h, self.confidence)
-        self._tail = history.iloc[-_TAIL_ROWS:][["open", "high", "low", "close"]].copy()
+        self._tail = history.iloc[-_TAIL_ROWS:][["open", "high", "low", "close", "vix"]].copy()
         self._refresh_regressors()
         self._last_ts = pd.Timestamp(history.index[-1])
         params: dict[str, float] = {}
@@ -201,11 +201,7 @@ class QuantileRegressionModel:
         if self._tail is None:
             raise RuntimeError("fit() before update()")
         check_bar(bar, self._last_ts)
-        row = pd.DataFrame(
-            {"open": [bar.open], "high": [bar.high], "low": [bar.low], "close": [bar.close]},
-            index=pd.DatetimeIndex([bar.ts]),
-        )
-        self._tail = pd.concat([self._tail.iloc[-(_TAIL_ROWS - 1) :], row])
+        self._tail = pd.concat([self._tail.iloc[-(_TAIL_ROWS - 1) :], bar.to_frame()])
         self._refresh_regressors()
         self._last_ts = bar.ts
 
@@ -254,5 +250,5 @@ class QuantileRegressionModel:
 
     def _refresh_regressors(self) -> None:
         assert self._tail is not None
-        features = HarFeatures.from_history(self._tail.assign(vix=np.nan))
+        features = HarFeatures.from_history(self._tail)
         self._x_now = design(features, np.array([len(self._tail) - 1]))[0]
