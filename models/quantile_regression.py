@@ -37,7 +37,7 @@ days, a rolling ten-year fit, or more daily regressors (the close's place in the
 overnight gap), about the same.
 
 Fitting. statsmodels' :class:`~statsmodels.regression.quantile_regression.QuantReg`
-(iteratively reweighted least squares, ~40 ms on 5000 rows); when it stops at its
+(iteratively reweighted least squares, 40–110 ms on 4000 rows); when it stops at its
 iteration limit (10 of 408 fits in refits across 2010–2018 of the S&P data), the exact
 linear programme is solved by HiGHS (:func:`scipy.optimize.linprog`, ~1 s) instead, so a
 forecast never rests on an unconverged fit. Levels other than the fitted confidence's are
