@@ -27,6 +27,16 @@ TRUE = {
 }
 
 
+def _log_vix_path(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Log VIX: an AR(1) around ln 16 whose shocks correlate −0.7 with the innovations z."""
+    w = -0.7 * z + math.sqrt(1 - 0.49) * rng.standard_normal(len(z))
+    log_vix = np.empty(len(z))
+    log_vix[0] = math.log(16.0)
+    for t in range(1, len(z)):
+        log_vix[t] = math.log(16.0) + 0.97 * (log_vix[t - 1] - math.log(16.0)) + 0.07 * w[t]
+    return log_vix
+
+
 def simulate_gjrx(n: int, seed: int, params: dict[str, float] = TRUE) -> pd.DataFrame:
     """A daily history from the model's own process, written as a plain loop (the oracle).
 
@@ -38,11 +48,7 @@ def simulate_gjrx(n: int, seed: int, params: dict[str, float] = TRUE) -> pd.Data
     burn = 500
     total = n + burn
     z = rng.standard_t(nu, total) * math.sqrt((nu - 2) / nu)
-    w = -0.7 * z + math.sqrt(1 - 0.49) * rng.standard_normal(total)
-    log_vix = np.empty(total)
-    log_vix[0] = math.log(16.0)
-    for t in range(1, total):
-        log_vix[t] = math.log(16.0) + 0.97 * (log_vix[t - 1] - math.log(16.0)) + 0.07 * w[t]
+    log_vix = _log_vix_path(z, rng)
     x = np.exp(2 * log_vix) / 252
     r = np.empty(total)
     s2 = 1.0
@@ -271,11 +277,7 @@ def simulate_with_range(
         z = -(g - 4.0) / 2.0  # mean 0, variance 1, skewness -1
     else:
         z = rng.standard_t(nu, total) * math.sqrt((nu - 2) / nu)
-    w = -0.7 * z + math.sqrt(1 - 0.49) * rng.standard_normal(total)
-    log_vix = np.empty(total)
-    log_vix[0] = math.log(16.0)
-    for t in range(1, total):
-        log_vix[t] = math.log(16.0) + 0.97 * (log_vix[t - 1] - math.log(16.0)) + 0.07 * w[t]
+    log_vix = _log_vix_path(z, rng)
     x = np.exp(2 * log_vix) / 252
     close = np.empty(total + 1)
     close[0] = 2000.0
