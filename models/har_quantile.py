@@ -46,7 +46,7 @@ import pandas as pd
 
 from models.base import Bar, FitResult, ModelStatus, PriceRange
 from models.path_range import joint_tail_prob
-from models.realized_variance import HarFeatures, HarFit, fit_har
+from models.realized_variance import HarFeatures, HarFit, fit_har, has_daily_range
 from models.returns import check_bar, check_forecast_args
 
 _TAIL_ROWS = 40  # regressors need the last 22 rows; keep a little more
@@ -59,6 +59,9 @@ class _Standardised:
     close: np.ndarray  # sorted z_close
     path_min: np.ndarray  # z_min, in origin order (paired with path_max)
     path_max: np.ndarray
+
+
+NO_RANGE = "no intraday range: realised variance from squared close returns"
 
 
 class HARQuantileModel:
@@ -89,6 +92,7 @@ class HARQuantileModel:
         self._tail: pd.DataFrame | None = None
         self._features: HarFeatures | None = None
         self._last_ts: pd.Timestamp | None = None
+        self._has_range = True
 
     # -- verbs ------------------------------------------------------------------------
 
@@ -98,6 +102,9 @@ class HARQuantileModel:
                 f"need at least {self.min_sample + max(self.horizons) + 23} bars of history, "
                 f"got {len(history)}"
             )
+        # Without open/high/low the realised variance is the squared close return: the
+        # member still works, on a noisier measure, and its status says so.
+        self._has_range = has_daily_range(history)
         features = HarFeatures.from_history(history)
         fits: dict[tuple[int, bool], HarFit] = {}
         samples: dict[int, _Standardised] = {}
@@ -149,7 +156,10 @@ class HARQuantileModel:
         z_lo, z_mid, z_hi = np.quantile(sample.close, [alpha / 2, 0.5, 1 - alpha / 2])
         _, p_lo, p_hi, _ = joint_tail_prob(sample.path_min, sample.path_max, confidence)
         low, center, high = (anchor * math.exp(scale * z) for z in (z_lo, z_mid, z_hi))
-        status = ModelStatus.ok() if has_vix else ModelStatus.degraded("no VIX")
+        missing = [] if has_vix else ["no VIX"]
+        if not self._has_range:
+            missing.append(NO_RANGE)
+        status = ModelStatus.degraded("; ".join(missing)) if missing else ModelStatus.ok()
         return PriceRange(
             self.name, steps, confidence, anchor, low, high, center,
             path_low=min(anchor * math.exp(scale * p_lo), low),

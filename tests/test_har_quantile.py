@@ -11,7 +11,7 @@ from simulate import merton_history, sv_history
 
 from connectors.data_sources import load_history
 from models.base import Bar, Status
-from models.har_quantile import HARQuantileModel
+from models.har_quantile import NO_RANGE, HARQuantileModel
 from models.validation import bar_at, look_ahead_check
 
 
@@ -96,6 +96,22 @@ def test_forecast_never_changes_state_and_update_checks_order() -> None:
     assert model.forecast(5, 0.9) == model.forecast(5, 0.9)
     with pytest.raises(ValueError):
         model.update(bar_at(history, len(history) - 2))  # not after the last bar
+
+
+def test_a_close_only_history_is_degraded_and_says_why() -> None:
+    # open = high = low = close: the realised variance is the squared close return; the
+    # member still forecasts, on that noisier measure, and its status names the gap.
+    history = load_history("SPX").loc["2014-01-01":"2015-06-30"]
+    close_only = history.assign(open=history["close"], high=history["close"], low=history["close"])
+    model = HARQuantileModel(window=300)
+    model.fit(close_only)
+    fc = model.forecast(1, 0.9)
+    assert fc.usable and fc.status.state is Status.DEGRADED
+    assert fc.status.reason == NO_RANGE
+    model.fit(close_only.assign(vix=np.nan))
+    assert model.forecast(1, 0.9).status.reason == f"no VIX; {NO_RANGE}"
+    model.fit(history)
+    assert model.forecast(1, 0.9).status.state is Status.OK
 
 
 def test_fit_names_the_shortage_of_history() -> None:
