@@ -37,6 +37,17 @@ def _log_vix_path(z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return log_vix
 
 
+def _next_variance(p: dict[str, float], s2: float, eps: float, x: float, rv: float = 0.0) -> float:
+    """The oracle's variance recursion: GJR with the VIX term and, if given, the range term."""
+    return (
+        p["omega"]
+        + (p["alpha"] + p["gamma"] * (eps < 0)) * eps**2
+        + p["beta"] * s2
+        + p["delta"] * x
+        + p.get("delta_rv", 0.0) * rv
+    )
+
+
 def simulate_gjrx(n: int, seed: int, params: dict[str, float] = TRUE) -> pd.DataFrame:
     """A daily history from the model's own process, written as a plain loop (the oracle).
 
@@ -55,12 +66,7 @@ def simulate_gjrx(n: int, seed: int, params: dict[str, float] = TRUE) -> pd.Data
     eps_prev = 0.0
     for t in range(total):
         if t > 0:
-            s2 = (
-                p["omega"]
-                + (p["alpha"] + p["gamma"] * (eps_prev < 0)) * eps_prev**2
-                + p["beta"] * s2
-                + p["delta"] * x[t - 1]
-            )
+            s2 = _next_variance(p, s2, eps_prev, x[t - 1])
         eps_prev = math.sqrt(s2) * z[t]
         r[t] = p["mu"] + eps_prev
     r, vix = r[burn:], np.exp(log_vix[burn - 1 :])  # vix[0] is the VIX at the first close
@@ -286,13 +292,7 @@ def simulate_with_range(
     s2, eps_prev, rv_prev = 1.0, 0.0, 1.0
     for t in range(total):
         if t > 0:
-            s2 = (
-                p["omega"]
-                + (p["alpha"] + p["gamma"] * (eps_prev < 0)) * eps_prev**2
-                + p["beta"] * s2
-                + p["delta"] * x[t - 1]
-                + p["delta_rv"] * rv_prev
-            )
+            s2 = _next_variance(p, s2, eps_prev, x[t - 1], rv_prev)
         eps_prev = math.sqrt(s2) * z[t]
         r = p["mu"] + eps_prev
         # the day's walk: a bridge of `steps` Gaussian steps ending at the return
