@@ -133,6 +133,42 @@ def test_consensus_volatility_blends_into_the_simulated_variance() -> None:
         JumpDiffusionVIX(consensus_weight=1.5)
 
 
+def test_within_an_origin_a_move_below_the_tolerance_reuses_the_simulation() -> None:
+    # Chains between bars nudge the consensus and the skew; a move below the simulation's
+    # own noise keeps this origin's simulation, a larger one, or a new bar, re-runs it.
+    model, history = _fitted(consensus_weight=1.0)
+    model.set_consensus_volatility(0.010)
+    first = model.forecast(1, 0.9)
+    model.set_consensus_volatility(0.010 * 1.004)  # volatility +0.4 %: within 0.5 %
+    assert model.forecast(1, 0.9) is first
+    model.set_skew_z(0.1)  # crash size moves by 0.025 σ_J: within 0.05 σ_J
+    assert model.forecast(1, 0.9) is first
+    model.set_skew_z(0.0)
+    model.set_consensus_volatility(0.010 * 1.01)  # +1 %: simulated again
+    moved = model.forecast(1, 0.9)
+    assert moved is not first and moved.width > first.width
+    model.set_skew_z(1.0)  # 0.25 σ_J larger crashes: simulated again
+    assert model.forecast(1, 0.9).low < moved.low
+    # A different horizon or path count is its own simulation.
+    assert model.forecast(1, 0.9, num_simulations=5000) != model.forecast(1, 0.9)
+    # Tolerance 0: every call simulates (the seeded result differs for any move).
+    exact, _ = _fitted(consensus_weight=1.0, resimulate_tolerance=0.0)
+    exact.set_consensus_volatility(0.010)
+    a = exact.forecast(1, 0.9)
+    exact.set_consensus_volatility(0.010 * 1.004)
+    assert exact.forecast(1, 0.9).width > a.width
+    # A new bar is a new origin: nothing is reused across it.
+    row = history.iloc[-1]
+    bar = Bar(history.index[-1] + pd.offsets.BDay(), row["close"], row["high"], row["low"],
+              row["close"], row["vix"])  # fmt: skip
+    model.set_skew_z(0.0)
+    model.set_consensus_volatility(0.010)
+    model.update(bar)
+    assert model.forecast(1, 0.9) is not first
+    with pytest.raises(ValueError, match="resimulate_tolerance must be >= 0"):
+        JumpDiffusionVIX(resimulate_tolerance=-0.1)
+
+
 def test_num_simulations_sets_the_paths_of_one_forecast() -> None:
     # More paths, less Monte Carlo noise: over 20 origins the 5 % quantile from 500 paths
     # scatters around the 200,000-path one several times more than the 20,000-path one
