@@ -127,6 +127,7 @@ class TGARCHModel:
         seed: int = 0,
         min_vix_obs: int = 200,
         innovations: str = "t",
+        range_term: bool = True,
     ) -> None:
         if n_paths < 100:
             raise ValueError(f"n_paths must be >= 100, got {n_paths}")
@@ -137,6 +138,9 @@ class TGARCHModel:
                 f"innovations must be one of {', '.join(INNOVATIONS)}, got {innovations!r}"
             )
         self.innovations = innovations
+        # False: the protocol's GJR-GARCH-t with VIX² baseline (δ_rv = 0 held, as for a
+        # history without a range), for `markov validate --baselines`.
+        self.range_term = range_term
         self.n_paths = n_paths
         self.seed = seed
         self.min_vix_obs = min_vix_obs
@@ -162,7 +166,7 @@ class TGARCHModel:
         vix = vix_column(history)
         returns = log_returns_pct(close)
         # Realised range variance of each row (percent²), None without a usable range.
-        rv = _range_variance(history)
+        rv = self._range_variance(history)
 
         self.fallback_result, self._fallback = self._fit_fallback(returns, rv)
 
@@ -378,6 +382,13 @@ class TGARCHModel:
         assert best is not None
         return best
 
+    def _range_variance(self, history: pd.DataFrame) -> np.ndarray | None:
+        """Each row's realised range variance in percent², None without a usable range
+        or with the range term off."""
+        if not self.range_term or not has_daily_range(history):
+            return None
+        return 1.0e4 * daily_realized_variance(history)
+
     # --------------------------------------------------------------- update
     def update(self, bar: Bar) -> None:
         """Fold in one closed bar: filter both variances one step with held parameters."""
@@ -446,7 +457,7 @@ class TGARCHModel:
             raise RuntimeError("filter_next_variance called before fit")
         close = history["close"].to_numpy(dtype=float)
         returns = log_returns_pct(close)
-        rv = _range_variance(history)
+        rv = self._range_variance(history)
         if rv is None:
             rv = np.zeros(close.size)
         if active is self._x:
@@ -498,13 +509,6 @@ def simulate_gjrx(
         variances[:, k] = s2
         s2 = omega + (alpha + gamma * (eps < 0)) * eps * eps + beta_eff * s2 + delta * x
     return returns, variances
-
-
-def _range_variance(history: pd.DataFrame) -> np.ndarray | None:
-    """Each row's realised range variance in percent², None without a usable range."""
-    if not has_daily_range(history):
-        return None
-    return 1.0e4 * daily_realized_variance(history)
 
 
 def _standardised(z: np.ndarray) -> np.ndarray:

@@ -53,6 +53,12 @@ def register(sub: Any) -> None:
         default=None,
         help="comma-separated members to score beside the ensemble (default: all)",
     )
+    v.add_argument(
+        "--baselines",
+        action="store_true",
+        help="also walk the protocol's baselines (GJR-GARCH-t with VIX², VIX-implied normal, "
+        "EWMA normal) and test the ensemble against them (DM p)",
+    )
     v.add_argument("--plot", type=Path, default=None, help="PNG of the ensemble's bands")
     v.add_argument("--csv", type=Path, default=None, help="forecasts CSV (.gz ok)")
     _data_args(v)
@@ -125,6 +131,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             config, {n: build_member(n, config) for n in names}, horizons=horizons
         ),
     }
+    if args.baselines:
+        methods.update(protocol_baselines(config))
     bar = _ProgressBar(len(methods))
     result = walk_forward(
         methods, history, start=start, end=end, horizons=horizons,
@@ -139,6 +147,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.plot is not None:
         print(f"plot written to {plot_forecasts(result, 'ensemble', horizons[0], args.plot)}")
     return 0
+
+
+def protocol_baselines(config: MarkovConfig) -> dict[str, Any]:
+    """QUALITY-PROTOCOL's baselines, as walk-forward factories, named as in the issue.
+
+    ``baseline_gjr_vix`` is the best calibrated baseline the targets are quoted against:
+    the ``tgarch`` member without its range term (GJR-GARCH-t with VIX² in the variance,
+    5,000 simulated paths).
+    """
+    from models.baselines import EwmaNormal, VixImpliedNormal
+    from models.tgarch_model import TGARCHModel
+
+    return {
+        "baseline_gjr_vix": lambda: TGARCHModel(seed=config.seed, range_term=False),
+        "baseline_vix_normal": VixImpliedNormal,
+        "baseline_ewma": EwmaNormal,
+    }
 
 
 # -- the work behind forecast / ensemble ----------------------------------------------

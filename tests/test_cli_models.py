@@ -162,3 +162,24 @@ def test_validate_runs_on_a_short_history(
     # scored from the ensemble's own run, so the ensemble is the only method walked.
     progress = captured.err.splitlines()
     assert "100.0%" in progress[-1] and "ensemble 3/3" in progress[-1]
+
+
+def test_validate_with_baselines_walks_them_beside_the_ensemble(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "spx.csv"
+    load_history("SPX", 320).rename_axis("date").to_csv(data)
+    config = tmp_path / "one.yaml"
+    config.write_text("ensemble:\n  models:\n    - {name: har_quantile, weight: 1.0}\n")
+    args = _parser().parse_args(
+        ["validate", "--data", str(data), "--config", str(config), "--backtest-days", "4",
+         "--horizons", "1", "--baselines"]
+    )  # fmt: skip
+    assert args.handler(args) == 0
+    captured = capsys.readouterr()
+    rows = {line.split()[0] for line in captured.out.splitlines() if line.strip()}
+    assert {"ensemble", "har_quantile", "baseline_gjr_vix", "baseline_vix_normal",
+            "baseline_ewma"} <= rows  # fmt: skip
+    # Each baseline is walked on its own: 3 origins (the last day has no next close) for
+    # each of the four methods.
+    assert "baseline_ewma 12/12" in captured.err.splitlines()[-1]

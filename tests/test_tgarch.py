@@ -363,6 +363,30 @@ def test_update_with_the_range_term_matches_a_refit_free_filter(
     assert math.isfinite(model.next_variance) and model.next_variance > 0
 
 
+def test_without_the_range_term_it_is_the_close_only_baseline(
+    range_history: pd.DataFrame,
+) -> None:
+    # range_term=False is the protocol's GJR-GARCH-t with VIX² baseline: on a history with
+    # a range it fits, filters and forecasts exactly as the member does on the same
+    # history with the range removed (δ_rv = 0 held).
+    closes = range_history["close"]
+    close_only = range_history.assign(open=closes, high=closes, low=closes)
+    baseline, reference = TGARCHModel(n_paths=500, range_term=False), TGARCHModel(n_paths=500)
+    fitted = baseline.fit(range_history.iloc[:2000])
+    assert "delta_rv" in fitted.params and fitted.params["delta_rv"] == 0.0
+    assert fitted.params == reference.fit(close_only.iloc[:2000]).params
+    for i in range(2000, 2005):
+        baseline.update(bar_of(range_history, i))
+        reference.update(bar_of(close_only, i))
+    assert baseline.next_variance == reference.next_variance
+    assert baseline.forecast(5, 0.9) == reference.forecast(5, 0.9)
+    assert baseline.next_variance == pytest.approx(
+        baseline.filter_next_variance(range_history.iloc[:2005]), rel=1e-10
+    )
+    # The member with the term differs on the same data.
+    assert TGARCHModel(n_paths=500).fit(range_history.iloc[:2000]).params["delta_rv"] > 0
+
+
 def test_one_step_coverage_with_the_range_term(range_history: pd.DataFrame) -> None:
     model = TGARCHModel(n_paths=2000, seed=3)
     model.fit(range_history.iloc[:2000])
