@@ -207,10 +207,11 @@ class JumpDiffusionVIX:
         memo = self._memo.get(key)
         if (
             memo is not None
+            and self.resimulate_tolerance > 0
             and memo.range.status == status
+            # variance, so twice the tolerance on the volatility
             and abs(math.log(variance / memo.variance)) <= 2 * self.resimulate_tolerance
             and abs(mu_j - memo.mu_j) <= _MU_J_TOLERANCE * self.sigma_j
-            and self.resimulate_tolerance > 0
         ):
             return memo.range
         alpha = 1.0 - confidence

@@ -150,7 +150,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def protocol_baselines(config: MarkovConfig) -> dict[str, Any]:
-    """QUALITY-PROTOCOL's baselines, as walk-forward factories, named as in the issue.
+    """QUALITY-PROTOCOL's baselines, as walk-forward factories (rows ``baseline_*``).
 
     ``baseline_gjr_vix`` is the best calibrated baseline the targets are quoted against:
     the ``tgarch`` member without its range term (GJR-GARCH-t with VIX² in the variance,
