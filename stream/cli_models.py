@@ -56,8 +56,8 @@ def register(sub: Any) -> None:
     v.add_argument(
         "--baselines",
         action="store_true",
-        help="also walk the protocol's baselines (GJR-GARCH-t with VIX², VIX-implied normal, "
-        "EWMA normal) and test the ensemble against them (DM p)",
+        help="also walk the protocol's baselines (GJR-GARCH-t with VIX², TARCH-t, VIX-implied "
+        "normal, EWMA normal) and test the ensemble against them (DM p)",
     )
     v.add_argument("--plot", type=Path, default=None, help="PNG of the ensemble's bands")
     v.add_argument("--csv", type=Path, default=None, help="forecasts CSV (.gz ok)")
@@ -157,10 +157,12 @@ def protocol_baselines(config: MarkovConfig) -> dict[str, Any]:
     5,000 simulated paths).
     """
     from models.baselines import EwmaNormal, VixImpliedNormal
+    from models.tarch_baseline import TarchT
     from models.tgarch_model import TGARCHModel
 
     return {
         "baseline_gjr_vix": lambda: TGARCHModel(seed=config.seed, range_term=False),
+        "baseline_tarch_t": lambda: TarchT(seed=config.seed),
         "baseline_vix_normal": VixImpliedNormal,
         "baseline_ewma": EwmaNormal,
     }

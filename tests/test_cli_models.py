@@ -178,8 +178,8 @@ def test_validate_with_baselines_walks_them_beside_the_ensemble(
     assert args.handler(args) == 0
     captured = capsys.readouterr()
     rows = {line.split()[0] for line in captured.out.splitlines() if line.strip()}
-    assert {"ensemble", "har_quantile", "baseline_gjr_vix", "baseline_vix_normal",
-            "baseline_ewma"} <= rows  # fmt: skip
+    assert {"ensemble", "har_quantile", "baseline_gjr_vix", "baseline_tarch_t",
+            "baseline_vix_normal", "baseline_ewma"} <= rows  # fmt: skip
     # Each baseline is walked on its own: 3 origins (the last day has no next close) for
-    # each of the four methods.
-    assert "baseline_ewma 12/12" in captured.err.splitlines()[-1]
+    # each of the five methods.
+    assert "baseline_ewma 15/15" in captured.err.splitlines()[-1]
