@@ -31,6 +31,7 @@ from models.returns import (
     check_forecast_args,
     checked_history,
     log_returns_pct,
+    origin_seed,
     return_pct,
 )
 from models.state_space_paths import state_space_range
@@ -159,5 +160,6 @@ class ARIMAModel:
             return PriceRange.failure(self.name, steps, confidence, math.nan, "not fitted")
         return state_space_range(
             self.name, self._results, self._last_close, steps, confidence,
-            n_paths=self.n_paths, seed=self.seed, status=ModelStatus.ok(),
+            n_paths=self.n_paths, seed=origin_seed(self.seed, self._last_ts),
+            status=ModelStatus.ok(),
         )  # fmt: skip

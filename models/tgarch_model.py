@@ -75,6 +75,7 @@ from models.returns import (
     checked_history,
     implied_daily_variance,
     log_returns_pct,
+    origin_seed,
     return_pct,
     vix_column,
 )
@@ -437,7 +438,7 @@ class TGARCHModel:
         active = self._active()
         if active is None:
             return PriceRange.failure(self.name, steps, confidence, math.nan, "not fitted")
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(origin_seed(self.seed, self._last_ts))
         x = self._last_x if active is self._x else 0.0
         pool = active.residuals if self.innovations == "bootstrap" else None
         returns, variances = simulate_gjrx(

@@ -47,6 +47,7 @@ from models.returns import (
     check_forecast_args,
     checked_history,
     log_returns_pct,
+    origin_seed,
     return_pct,
     vix_column,
 )
@@ -206,7 +207,7 @@ class VARMAXModel:
             return PriceRange.failure(self.name, steps, confidence, math.nan, "not fitted")
         return state_space_range(
             self.name, self._results, self._last_close, steps, confidence,
-            n_paths=self.n_paths, seed=self.seed, status=self.status,
+            n_paths=self.n_paths, seed=origin_seed(self.seed, self._last_ts), status=self.status,
         )  # fmt: skip
 
 
