@@ -49,6 +49,7 @@ class TarchT:
         self._returns: list[float] = []
         self._close = math.nan
         self._last_ts: pd.Timestamp | None = None
+        self._fixed: tuple[int, Any] | None = None  # (returns seen, arch's filtered result)
 
     def fit(self, history: pd.DataFrame) -> FitResult:
         history = checked_history(history, min_rows=101)
@@ -59,6 +60,7 @@ class TarchT:
         if res.convergence_flag != 0 and self._params is not None:
             res = model.fit(disp="off", show_warning=False)
         self._params = np.asarray(res.params, dtype=float)
+        self._fixed = None
         self._returns = returns.tolist()
         self._close = float(close[-1])
         self._last_ts = pd.Timestamp(history.index[-1])
@@ -84,7 +86,9 @@ class TarchT:
         if self._params is None:
             return PriceRange.failure(self.name, steps, confidence, math.nan, "not fitted")
         n = len(self._returns)
-        fixed = _spec(np.asarray(self._returns)).fix(self._params)
+        if self._fixed is None or self._fixed[0] != n:  # one re-filter per origin
+            self._fixed = (n, _spec(np.asarray(self._returns)).fix(self._params))
+        fixed = self._fixed[1]
         # arch draws simulation shocks from the rng given (its random_state serves the
         # bootstrap only): the standardised Student-t of the fit, seeded per origin.
         gen = np.random.default_rng(self.seed + n)

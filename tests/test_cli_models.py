@@ -140,17 +140,22 @@ def test_unknown_member_is_one_line(user_error: type[Exception]) -> None:
         args.handler(args)
 
 
-def test_validate_runs_on_a_short_history(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _short_validate(tmp_path: Path, member: str, *extra: str) -> argparse.Namespace:
+    """``markov validate`` on the last 320 SPX days, a one-member config, 4 origins at h=1."""
     data = tmp_path / "spx.csv"
     load_history("SPX", 320).rename_axis("date").to_csv(data)
     config = tmp_path / "one.yaml"
-    config.write_text("ensemble:\n  models:\n    - {name: tgarch, weight: 1.0}\n")
-    args = _parser().parse_args(
+    config.write_text(f"ensemble:\n  models:\n    - {{name: {member}, weight: 1.0}}\n")
+    return _parser().parse_args(
         ["validate", "--data", str(data), "--config", str(config), "--backtest-days", "4",
-         "--horizons", "1", "--models", "tgarch"]
+         "--horizons", "1", *extra]
     )  # fmt: skip
+
+
+def test_validate_runs_on_a_short_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _short_validate(tmp_path, "tgarch", "--models", "tgarch")
     assert args.handler(args) == 0
     captured = capsys.readouterr()
     out = captured.out
@@ -167,14 +172,7 @@ def test_validate_runs_on_a_short_history(
 def test_validate_with_baselines_walks_them_beside_the_ensemble(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = tmp_path / "spx.csv"
-    load_history("SPX", 320).rename_axis("date").to_csv(data)
-    config = tmp_path / "one.yaml"
-    config.write_text("ensemble:\n  models:\n    - {name: har_quantile, weight: 1.0}\n")
-    args = _parser().parse_args(
-        ["validate", "--data", str(data), "--config", str(config), "--backtest-days", "4",
-         "--horizons", "1", "--baselines"]
-    )  # fmt: skip
+    args = _short_validate(tmp_path, "har_quantile", "--baselines")
     assert args.handler(args) == 0
     captured = capsys.readouterr()
     rows = {line.split()[0] for line in captured.out.splitlines() if line.strip()}
