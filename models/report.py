@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.scoring import BOUND_COLUMNS, OUTCOME_COLUMNS, IntervalScore, Kind, ScoreTable, misses
+from models.scoring import (
+    BOUND_COLUMNS,
+    OUTCOME_COLUMNS,
+    Kind,
+    ScoreTable,
+    misses,
+    order_by_rank,
+    relative_gains,
+)
 from models.validation import ValidationResult
 
 CSV_COLUMNS = ("method", "origin", "h", "close_lo", "close_hi", "path_lo", "path_hi")
@@ -43,8 +51,7 @@ def format_score_table(table: ScoreTable) -> str:
         "DM p",
     ]
     lines: list[list[str]] = []
-    ranked = sorted(table.rows, key=_rank_key)
-    for r in ranked:
+    for r in order_by_rank(table.rows):
         if not r.available:
             lines.append([r.method, "n/a", *["-"] * 7])
             continue
@@ -64,6 +71,14 @@ def format_score_table(table: ScoreTable) -> str:
                 dm,
             ]
         )
+    kind = "close interval" if table.kind == "close" else "path range"
+    n = max((r.n for r in table.rows), default=0)
+    title = f"h={table.horizon} {kind} (n={n} origins)"
+    return "\n".join([title, *_align(header, lines)])
+
+
+def _align(header: Sequence[str], lines: Sequence[Sequence[str]]) -> list[str]:
+    """Header, rule and rows: first column left-aligned, the others right-aligned."""
     widths = [max(len(h), *(len(row[i]) for row in lines)) for i, h in enumerate(header)]
 
     def fmt(row: Sequence[str]) -> str:
@@ -71,21 +86,44 @@ def format_score_table(table: ScoreTable) -> str:
         rest = (cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True))
         return "  ".join([first, *rest])
 
-    kind = "close interval" if table.kind == "close" else "path range"
-    n = max((r.n for r in table.rows), default=0)
-    title = f"h={table.horizon} {kind} (n={n} origins)"
-    rule = "-" * len(fmt(header))
-    return "\n".join([title, fmt(header), rule, *(fmt(row) for row in lines)])
+    head = fmt(header)
+    return [head, "-" * len(head), *(fmt(row) for row in lines)]
 
 
-def _rank_key(r: IntervalScore) -> tuple[int, float]:
-    if not r.available:
-        return (2, 0.0)
-    return (0 if r.calibrated else 1, r.interval_score)
+def format_relative_gains(result: ValidationResult, reference: str) -> str:
+    """``reference``'s change of the mean IS % against every other method, per table and
+    on average over the tables, with the average's HAC standard error and DM p."""
+    tables = [result.scores[h][kind] for h in result.horizons for kind in ("close", "path")]
+    gains = sorted(relative_gains(tables, reference), key=lambda g: -g.average_pct)
+    title = (
+        f"{reference}: change of the mean IS against each method, % (negative: "
+        f"{reference} lower); average over the {len(tables)} tables, its HAC s.e. and DM p"
+    )
+    if not gains:
+        return title + "\n(no other method scored in every table)"
+    header = [
+        f"{reference} vs",
+        *(f"h={h} {kind}" for h, kind in gains[0].tables),
+        "average",
+        "s.e.",
+        "DM p",
+    ]
+    lines = [
+        [
+            g.method,
+            *(f"{c:+.2f}" for c in g.change_pct),
+            f"{g.average_pct:+.2f}",
+            f"{g.se_pct:.2f}",
+            _p(g.dm_p),
+        ]
+        for g in gains
+    ]
+    return "\n".join([title, *_align(header, lines)])
 
 
-def format_report(result: ValidationResult) -> str:
-    """All tables (per horizon: close, then path) and the coverage by year."""
+def format_report(result: ValidationResult, reference: str = "ensemble") -> str:
+    """All tables (per horizon: close, then path), the coverage by year and, when
+    ``reference`` (the ensemble) was walked, its average change against every method."""
     parts = [
         f"Walk-forward {result.start.date()} .. {result.end.date()}, "
         f"confidence {result.confidence:.0%}; * = coverage outside 90 ± 2 pp; "
@@ -99,6 +137,8 @@ def format_report(result: ValidationResult) -> str:
         f"h={result.horizons[0]} close coverage % by year of origin\n"
         + by_year.to_string(float_format=lambda v: f"{v:.1f}")
     )
+    if reference in result.methods and len(result.methods) > 1:
+        parts.append(format_relative_gains(result, reference))
     return "\n\n".join(parts)
 
 

@@ -151,16 +151,23 @@ def dm_lags(n: int, horizon: int) -> int:
     return horizon - 1 + math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0))
 
 
-def diebold_mariano_p(loss_a: ArrayLike, loss_b: ArrayLike, horizon: int) -> float:
-    """Two-sided p of the Diebold–Mariano test of equal mean loss (Bartlett HAC)."""
-    d = _as_float(loss_a) - _as_float(loss_b)
+def _zero_mean_test(d: NDArray[np.float64], horizon: int) -> tuple[float, float]:
+    """HAC standard error of ``mean(d)`` and the two-sided p of ``mean(d) = 0``.
+
+    Newey–West (Bartlett) variance with the protocol's :func:`dm_lags`.
+    """
     if d.size < 2:
-        return math.nan
+        return math.nan, math.nan
     var = _variance_of_mean(d, dm_lags(d.size, horizon), "bartlett")
     if var <= 0.0:
-        return 1.0 if d.mean() == 0.0 else 0.0
+        return 0.0, (1.0 if d.mean() == 0.0 else 0.0)
     z = d.mean() / math.sqrt(var)
-    return float(2.0 * stats.norm.sf(abs(z)))
+    return math.sqrt(var), float(2.0 * stats.norm.sf(abs(z)))
+
+
+def diebold_mariano_p(loss_a: ArrayLike, loss_b: ArrayLike, horizon: int) -> float:
+    """Two-sided p of the Diebold–Mariano test of equal mean loss (Bartlett HAC)."""
+    return _zero_mean_test(_as_float(loss_a) - _as_float(loss_b), horizon)[1]
 
 
 def is_calibrated(
@@ -314,3 +321,61 @@ def order_by_rank(rows: Sequence[IntervalScore]) -> list[IntervalScore]:
         return (0 if r.calibrated else 1, r.interval_score)
 
     return sorted(rows, key=key)
+
+
+@dataclass(frozen=True)
+class RelativeGain:
+    """A reference method's mean IS % against another method's, per table and on average.
+
+    ``change_pct[k]`` is ``100 (IS_ref / IS_method − 1)`` on table ``k``'s common origins
+    (negative: the reference is lower, i.e. better); ``average_pct`` is their mean, the
+    figure the issue's "on average over the four tables" target reads.
+    """
+
+    method: str
+    tables: tuple[tuple[int, Kind], ...]
+    change_pct: tuple[float, ...]
+    average_pct: float
+    se_pct: float  # HAC standard error of the average
+    dm_p: float  # two-sided p of "no average change"
+
+
+def relative_gains(tables: Sequence[ScoreTable], reference: str) -> list[RelativeGain]:
+    """The ``reference`` method against every other method scored in all ``tables``.
+
+    The average's uncertainty comes from the per-origin series
+    ``D_t = mean_k 100 (IS_ref,k,t − IS_m,k,t) / mean_t IS_m,k`` on the origins every
+    table shares (the longest horizon's): its mean is the average change on those
+    origins, and its Newey–West variance (the protocol's DM lags for the longest horizon)
+    accounts for the overlap of multi-day outcomes and for the four tables sharing
+    origins, which an average of per-table standard errors would not.
+    """
+    if not tables:
+        return []
+    horizon = max(t.horizon for t in tables)
+    others = [m for m in tables[0].is_pct if m != reference]
+    gains: list[RelativeGain] = []
+    for method in others:
+        per_table: list[float] = []
+        parts: list[pd.Series] = []
+        for table in tables:
+            ref, other = table.is_pct.get(reference), table.is_pct.get(method)
+            if ref is None or other is None or ref.empty or other.empty:
+                break
+            a, b = ref.align(other, join="inner")
+            per_table.append(100.0 * (a.mean() / b.mean() - 1.0))
+            parts.append(100.0 * (a - b) / b.mean())
+        else:
+            joint = pd.concat(parts, axis=1, join="inner").mean(axis=1).to_numpy(np.float64)
+            se, p = _zero_mean_test(joint, horizon)
+            gains.append(
+                RelativeGain(
+                    method,
+                    tuple((t.horizon, t.kind) for t in tables),
+                    tuple(per_table),
+                    float(np.mean(per_table)),
+                    se,
+                    p,
+                )
+            )
+    return gains

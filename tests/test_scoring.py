@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from models.scoring import (
+    ScoreTable,
     christoffersen_p,
     coverage_by_year,
     diebold_mariano_p,
@@ -18,6 +19,7 @@ from models.scoring import (
     is_calibrated,
     kupiec_p,
     misses,
+    relative_gains,
     score_table,
 )
 
@@ -118,6 +120,14 @@ def test_hac_size_on_overlapping_misses() -> None:
     assert 0.02 <= rate <= 0.11
 
 
+def _bartlett_se(d: np.ndarray, lags: int) -> float:
+    u = d - d.mean()
+    s = np.dot(u, u) + 2 * sum(
+        (1 - j / (lags + 1)) * np.dot(u[j:], u[:-j]) for j in range(1, lags + 1)
+    )
+    return math.sqrt(s) / d.size
+
+
 def test_diebold_mariano() -> None:
     a = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     assert diebold_mariano_p(a, a, horizon=1) == pytest.approx(1.0)
@@ -125,9 +135,7 @@ def test_diebold_mariano() -> None:
     rng = np.random.default_rng(3)
     d = rng.normal(0.1, 1.0, 200)
     assert dm_lags(200, 1) == 4
-    u = d - d.mean()
-    s = np.dot(u, u) + 2 * sum((1 - j / 5) * np.dot(u[j:], u[:-j]) for j in range(1, 5))
-    z = d.mean() / math.sqrt(s / 200**2)
+    z = d.mean() / _bartlett_se(d, 4)
     assert diebold_mariano_p(d, np.zeros(200), horizon=1) == pytest.approx(
         math.erfc(abs(z) / math.sqrt(2)), rel=1e-10
     )
@@ -208,3 +216,41 @@ def test_coverage_by_year() -> None:
     miss = np.arange(520) % 10 == 0
     expected = pd.Series(100 * (1 - miss), index=years).groupby(level=0).mean()
     np.testing.assert_allclose(table["m"].to_numpy(), expected.to_numpy())
+
+
+def test_relative_gains_by_hand() -> None:
+    rng = np.random.default_rng(11)
+    idx1 = pd.bdate_range("2016-01-01", periods=300)
+    idx5 = idx1[:296]  # the longer horizon has fewer origins
+
+    def series(idx: pd.DatetimeIndex, level: float) -> pd.Series:
+        return pd.Series(level * rng.gamma(4.0, 0.25, idx.size), index=idx)
+
+    ref1, other1, ref5, other5 = (
+        series(idx1, 3.0),
+        series(idx1, 3.3),
+        series(idx5, 7.0),
+        series(idx5, 7.1),
+    )
+    lone = series(idx1, 3.0)  # scored in one table only: left out
+    tables = [
+        ScoreTable(1, "close", (), None, {"ens": ref1, "m": other1, "lone": lone}),
+        ScoreTable(5, "close", (), None, {"ens": ref5, "m": other5}),
+    ]
+    (gain,) = relative_gains(tables, "ens")
+    assert gain.method == "m" and gain.tables == ((1, "close"), (5, "close"))
+    per_table = [100 * (ref1.mean() / other1.mean() - 1), 100 * (ref5.mean() / other5.mean() - 1)]
+    np.testing.assert_allclose(gain.change_pct, per_table, rtol=1e-12)
+    assert gain.average_pct == pytest.approx(np.mean(per_table), rel=1e-12)
+    # The average's uncertainty: one series over the shared origins, Bartlett lags for h=5.
+    d = (
+        100 * (ref1[idx5] - other1[idx5]) / other1.mean() + 100 * (ref5 - other5) / other5.mean()
+    ).to_numpy() / 2
+    se = _bartlett_se(d, dm_lags(d.size, 5))
+    assert gain.se_pct == pytest.approx(se, rel=1e-10)
+    assert gain.dm_p == pytest.approx(math.erfc(abs(d.mean() / se) / math.sqrt(2)), rel=1e-10)
+    # Against itself in reverse the changes flip sign (not exactly: ratios, not differences).
+    (back,) = relative_gains(tables, "m")
+    assert all(
+        np.sign(b) == -np.sign(g) for b, g in zip(back.change_pct, gain.change_pct, strict=True)
+    )

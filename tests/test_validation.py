@@ -354,6 +354,20 @@ def test_text_report_marks_uncalibrated(small_result: ValidationResult) -> None:
     assert not rec.calibrated  # ±1% is too narrow for 2018
     assert f"{rec.cover:.2f}*" in text
     assert "Christ p" in text and "HAC p" in text and "n/a" in text
+    assert "change of the mean IS" not in text  # no ensemble walked: no such section
+
+
+def test_text_report_average_change_against_each_method(small_result: ValidationResult) -> None:
+    text = format_report(small_result, reference="vix")
+    section = text[text.index("vix: change of the mean IS") :]
+    header = section.splitlines()[1].split()
+    assert header[:3] == ["vix", "vs", "h=1"] and header[-4:] == ["average", "s.e.", "DM", "p"]
+    rows = {line.split()[0]: line.split() for line in section.splitlines()[3:]}
+    # "rec" has no path range, so it is not scored in every table and has no row.
+    assert set(rows) == {"hv20"}
+    close1 = small_result.scores[1]["close"]
+    expected = 100 * (close1.row("vix").interval_score / close1.row("hv20").interval_score - 1)
+    assert rows["hv20"][1] == f"{expected:+.2f}"
 
 
 def test_plot_writes_png(small_result: ValidationResult, tmp_path: Path) -> None:
