@@ -364,7 +364,10 @@ class ModelEnsemble:
         return math.exp(log_vol / total)
 
     def _weights(self, steps: int, parts: Mapping[str, PriceRange]) -> WeightBreakdown:
-        skill = self._tracked.skill.get(steps) or SkillTracker(self.config.weighting.skill_window)
+        # The shortest horizon's outcomes do not overlap: h times as many independent
+        # scores as horizon h has, so a less noisy ranking of the members.
+        source = min(self.horizons) if self.config.weighting.skill_horizon == "shortest" else steps
+        skill = self._tracked.skill.get(source) or SkillTracker(self.config.weighting.skill_window)
         return compute_weights(
             self.config,
             [n for n, r in parts.items() if r.usable],

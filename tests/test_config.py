@@ -179,6 +179,10 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"calibration.gamma": 0}, "calibration.gamma: must be > 0, got 0"),
     ({"weighting.skill_window": 0}, "weighting.skill_window: must be >= 1, got 0"),
     (
+        {"weighting.skill_horizon": "longest"},
+        "weighting.skill_horizon: must be one of shortest, own, got 'longest'",
+    ),
+    (
         {"weighting.regime_multipliers.tgarch.high": -1},
         "weighting.regime_multipliers.tgarch.high: must be >= 0, got -1",
     ),

@@ -160,6 +160,30 @@ def test_refit_on_a_longer_history_resolves_like_an_update() -> None:
             assert by_refit.forecast_detail(h) == by_update.forecast_detail(h)
 
 
+@pytest.mark.parametrize("source", ["shortest", "own"])
+def test_skill_of_every_horizon_comes_from_the_configured_horizon(source: str) -> None:
+    config = _config(
+        weighting={"skill_strength": 1.0, "skill_horizon": source},
+        calibration={"enabled": False},
+    )
+    pct = {"sharp": 0.01645, "wide": 0.04, "narrow": 0.004}
+    members: dict[str, ForecastModel] = {n: Band(n, p) for n, p in pct.items()}
+    ens = ModelEnsemble(config, members, horizons=(1, 5), burn_in=0,
+                        base_weights=dict.fromkeys(pct, 1.0))  # fmt: skip
+    history = _toy_history(220, seed=4)
+    ens.fit(history.iloc[:120])
+    for t in range(120, 220):
+        ens.update(bar_at(history, t))
+    skill = {h: ens.forecast_detail(h).weights.skill_factor for h in (1, 5)}
+    if source == "shortest":
+        assert skill[5] == skill[1]
+        assert ens.forecast_detail(3).weights.skill_factor == skill[1]  # untracked horizon
+    else:
+        # The h=5 outcomes score the members differently, so the setting is visible.
+        assert skill[5] != pytest.approx(skill[1], rel=1e-3)
+        assert ens.forecast_detail(3).weights.skill_factor == dict.fromkeys(pct, 1.0)
+
+
 def test_scored_outcomes_move_weight_to_the_sharp_calibrated_member() -> None:
     # Daily returns N(0, 1 %). A ±1.645 % band is the calibrated 90 % interval (expected
     # interval score 4.13 σ), ±4 % over-covers (8.0 σ), ±0.4 % under-covers (10.0 σ). Before
