@@ -237,9 +237,14 @@ class WeightingConfig:
     2010–2014 walk-forwards against 60 / 125 / 500; the strength 1 against 0 / 0.5 / 2.
     ``skill_horizon``: whose close intervals score the members for every horizon's
     weights: the ``shortest`` horizon's (non-overlapping outcomes, h times as many
-    independent ones as at horizon h) or each horizon's ``own``. ``shortest`` was chosen
-    on the pre-2015 replays: the h=5 tables' interval score −0.05 % on 2010–2013 and
-    −0.57 % on 2014 (the geometric mean of both horizons' scores: −0.01 / −0.15 %)."""
+    independent ones as at horizon h) or each horizon's ``own``. On the pre-2015 replays
+    its gain is small: the four tables' mean −0.02 % on 2010–2013 and −0.07 % on 2014's
+    second half, when every member has a year of scores (the h=5 tables −0.05 and
+    −0.13 %); on the whole of 2014, when the VIX members enter, −0.29 % without the
+    minimum count of scores (``models.weighting.MIN_SKILL_SCORES``) and +0.10 % with it.
+    Stronger weighting (strength 2 to 12) looked better on the whole of 2014 (−1.2 % at
+    6) but was worse on its second half (+0.6 % at 6): that gain came from the months
+    when new members have few scores, not from the steady state, so 1 stays."""
 
     skill_window: int = field(default=250, metadata=_meta(ge=1))
     skill_strength: float = field(default=1.0, metadata=_meta(ge=0.0))

@@ -8,7 +8,13 @@ import pytest
 
 from config.loader import ConfigLoader
 from config.schema import MarkovConfig
-from models.weighting import OptionSignals, SkillTracker, compute_weights, regime_of
+from models.weighting import (
+    MIN_SKILL_SCORES,
+    OptionSignals,
+    SkillTracker,
+    compute_weights,
+    regime_of,
+)
 
 MEMBERS = ("tgarch", "delta_ukf", "jump_diffusion_vix", "ekpf", "arima", "varmax")
 
@@ -58,14 +64,14 @@ def test_high_vix_moves_weight_to_the_jump_model_and_away_from_arima() -> None:
     assert ratio_high / ratio_low == pytest.approx((1.5 / 0.6) / (0.7 / 1.2), rel=1e-12)
 
 
-@pytest.mark.parametrize("strength", [1.0, 0.5, 0.0])
+@pytest.mark.parametrize("strength", [6.0, 1.0, 0.5, 0.0])
 def test_skill_power_law(strength: float) -> None:
     # Member arima scores 10 % worse than the best: it keeps (1/1.1)^(4·strength) of its
     # weight relative to the others (about two thirds at strength 1).
     config = _config(skill_strength=strength)
     skill = SkillTracker(60)
     for n in MEMBERS:
-        for _ in range(5):
+        for _ in range(MIN_SKILL_SCORES):
             skill.add(n, 1.1 if n == "arima" else 1.0)
     plain = _weights(config)
     scored = _weights(config, skill=skill)
@@ -80,6 +86,26 @@ def test_skill_window_forgets_old_scores() -> None:
         skill.add("tgarch", v)
     assert skill.mean("tgarch") == pytest.approx(2.0)
     assert skill.mean("arima") is None
+
+
+def test_skill_needs_enough_scores_to_count() -> None:
+    # One unlucky day must not take a member's weight: its skill counts from
+    # MIN_SKILL_SCORES resolved forecasts on (or a full, shorter window).
+    config = _config(skill_strength=6.0)
+    skill = SkillTracker(250)
+    for i in range(MIN_SKILL_SCORES):
+        for n in MEMBERS:
+            skill.add(n, 5.0 if n == "arima" and i == 0 else 1.0)
+        counted = i + 1 == MIN_SKILL_SCORES
+        assert (skill.mean("arima") is not None) is counted
+        factor = compute_weights(
+            config, MEMBERS, vix=15.0, options=OptionSignals(), skill=skill
+        ).skill_factor["arima"]
+        assert (factor < 0.5) is counted and (factor == 1.0) is not counted
+    short = SkillTracker(3)
+    for v in (1.0, 2.0, 3.0):
+        short.add("tgarch", v)
+    assert short.mean("tgarch") == pytest.approx(2.0)
 
 
 def test_option_signals() -> None:
