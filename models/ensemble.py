@@ -1,8 +1,12 @@
 """The ensemble: weighted quantile averaging of the members, then per-tail calibration.
 
-    ensemble = ModelEnsemble(ConfigLoader.default()).fit(history)
-    fc = ensemble.forecast(steps=5)
+    fc = ModelEnsemble(ConfigLoader.default()).fit(history).forecast(steps=5)
     fc.low_estimate, fc.high_estimate, fc.parts["tgarch"].range
+
+``fit`` returns an :class:`EnsembleFit`, a :class:`~models.base.FitResult` that forecasts
+from the origin it was fitted to, as the results of ``arch`` and ``statsmodels`` do. The
+ensemble itself keeps the streaming verbs: ``update(bar)``, ``update_chain(chain)`` and
+``forecast_detail(steps)`` (the same :class:`EnsembleForecast`) at the latest origin.
 
 Combination. Each usable member ``i`` gives quantiles of the close at ``t+h`` and a path
 range; with weights ``w_i`` (:mod:`models.weighting`) the ensemble averages them in log
@@ -83,6 +87,32 @@ class EnsembleForecast:
         return self.weights.regime
 
 
+@dataclass(frozen=True)
+class EnsembleFit(FitResult):
+    """The ensemble's fit result; ``forecast`` gives the ensemble's range at the fitted origin.
+
+    It does not copy the ensemble (its members hold fitted models and simulators), so once
+    the ensemble has moved on to a later bar, by ``update`` or another ``fit``, forecasting
+    from this result raises instead of silently answering for another origin.
+    """
+
+    ensemble: ModelEnsemble | None = field(default=None, repr=False, compare=False)
+    origin: tuple[int, Any] = (0, None)  # (bars seen, last bar's time) when fitted
+
+    def forecast(self, steps: int, confidence: float | None = None) -> EnsembleForecast:
+        """The ensemble's range ``steps`` bars ahead, with every member's part and weight."""
+        ens = self.ensemble
+        if ens is None:
+            raise RuntimeError("this fit result holds no ensemble to forecast from")
+        if ens.origin != self.origin:
+            raise RuntimeError(
+                f"this fit is of the history up to {self.origin[1]}; the ensemble has since "
+                f"moved on to {ens.origin[1]} (update or another fit): forecast from the "
+                "ensemble, ensemble.forecast_detail(steps), or from its latest fit result"
+            )
+        return ens.forecast_detail(steps, confidence)
+
+
 @dataclass
 class _Origin:
     """What was forecast at one origin, kept until its outcomes are known."""
@@ -158,7 +188,7 @@ class ModelEnsemble:
 
     # -- the ForecastModel verbs ------------------------------------------------------
 
-    def fit(self, history: pd.DataFrame) -> FitResult:
+    def fit(self, history: pd.DataFrame) -> EnsembleFit:
         warm = not self._fitted and self.burn_in > 0 and len(history) > 2 * self.burn_in
         if warm:
             head = history.iloc[: len(history) - self.burn_in]
@@ -181,12 +211,14 @@ class ModelEnsemble:
         self._pending = [o for o in self._pending if o.index != len(self._closes) - 1]
         self._record_origin()
         failed = {n: r.message for n, r in results.items() if not r.converged}
-        return FitResult(
+        return EnsembleFit(
             model=self.name,
             params={f"{n}.{k}": v for n, r in results.items() for k, v in r.params.items()},
             converged=not self._member_failures,
             message="; ".join(f"{n}: {m}" for n, m in {**failed, **self._member_failures}.items()),
             nobs=len(history),
+            ensemble=self,
+            origin=self.origin,
         )
 
     def update(self, bar: Bar) -> None:
@@ -211,6 +243,11 @@ class ModelEnsemble:
 
     def forecast(self, steps: int, confidence: float = 0.9) -> PriceRange:
         return self.forecast_detail(steps, confidence).range
+
+    @property
+    def origin(self) -> tuple[int, Any]:
+        """Where the ensemble stands: the number of bars it has seen and the last one's time."""
+        return len(self._closes), self._last_ts
 
     def forecast_detail(self, steps: int, confidence: float | None = None) -> EnsembleForecast:
         """The full forecast: range, member parts, weights. Reads state, never changes it."""

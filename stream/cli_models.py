@@ -178,9 +178,7 @@ def forecast_ticker(
     from models.ensemble import ModelEnsemble
 
     history = _history(config, ticker, config.data.default_days_back, data)
-    ensemble = ModelEnsemble(config, horizons=(days,))
-    ensemble.fit(history)
-    fc = ensemble.forecast_detail(days, confidence)
+    fc = ModelEnsemble(config, horizons=(days,)).fit(history).forecast(days, confidence)
     r = fc.range
     return {
         "ticker": ticker,

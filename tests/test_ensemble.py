@@ -124,6 +124,41 @@ def test_a_failed_member_gets_weight_zero_and_the_output_says_so() -> None:
     assert fc.range.status.state is Status.DEGRADED and "bad" in fc.range.status.reason
 
 
+def test_fit_then_forecast_chains_as_in_the_design() -> None:
+    # The example: ModelEnsemble(config).fit(data).forecast(steps=5) returning
+    # .low_estimate, .high_estimate and the per-model parts.
+    members: dict[str, ForecastModel] = {"a": Band("a", 0.01), "b": Band("b", 0.03)}
+    ens = ModelEnsemble(_config(), members, horizons=(1, 5), burn_in=0,
+                        base_weights={"a": 1.0, "b": 3.0})  # fmt: skip
+    history = _toy_history()
+    fit = ens.fit(history)
+    assert isinstance(fit, FitResult) and fit.converged and fit.nobs == len(history)
+    fc = fit.forecast(steps=5)
+    assert fc == ens.forecast_detail(5)
+    c = float(history["close"].iloc[-1])
+    assert fc.low_estimate == fc.range.low < c < fc.high_estimate == fc.range.high
+    assert fc.range.horizon == 5 and fc.range.confidence == 0.9
+    assert set(fc.parts) == {"a", "b"} and fc.parts["b"].weight == pytest.approx(0.75)
+    assert fc.parts["a"].range == members["a"].forecast(5)
+    assert fit.forecast(5, confidence=0.8).range.confidence == 0.8
+
+
+def test_a_fit_result_refuses_to_forecast_once_the_ensemble_moved_on() -> None:
+    members: dict[str, ForecastModel] = {"a": Band("a", 0.01)}
+    ens = ModelEnsemble(_config(), members, horizons=(1,), burn_in=0, base_weights={"a": 1.0})
+    history = _toy_history(121)
+    old = ens.fit(history.iloc[:120])
+    ens.update_chain(None)  # no chain reader among the members: same origin, still valid
+    assert old.forecast(1) == ens.forecast_detail(1) and old.forecast(1).range.usable
+    ens.update(bar_at(history, 120))
+    with pytest.raises(RuntimeError, match=r"ensemble has since moved on to 2017-06-1\d"):
+        old.forecast(1)
+    new = ens.fit(history)
+    assert new.forecast(1) == ens.forecast_detail(1)
+    with pytest.raises(RuntimeError, match="moved on"):
+        old.forecast(1)
+
+
 def _walked(calibrate: bool = True) -> tuple[ModelEnsemble, pd.DataFrame]:
     config = _config(calibration={"enabled": calibrate})
     members: dict[str, ForecastModel] = {"a": Band("a", 0.004), "b": Band("b", 0.02)}
