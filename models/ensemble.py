@@ -47,6 +47,7 @@ import pandas as pd
 from config.schema import MarkovConfig, Regime
 from models.base import Bar, FitResult, ForecastModel, ModelStatus, PriceRange, Status
 from models.calibration import TailCalibrator
+from models.history import canonical_history
 from models.weighting import OptionSignals, SkillTracker, WeightBreakdown, compute_weights
 
 ALPHA_SCALE = 2.0  # interval score: width + (2/α)·overshoot, α = 1 − confidence
@@ -189,6 +190,9 @@ class ModelEnsemble:
     # -- the ForecastModel verbs ------------------------------------------------------
 
     def fit(self, history: pd.DataFrame) -> EnsembleFit:
+        """Fit every member on ``history`` (daily bars; a ``vix`` column is optional) and
+        return an :class:`EnsembleFit`. A bad row is one :class:`HistoryError` line."""
+        history = canonical_history(history, vix_optional=True)
         warm = not self._fitted and self.burn_in > 0 and len(history) > 2 * self.burn_in
         if warm:
             head = history.iloc[: len(history) - self.burn_in]
@@ -222,6 +226,10 @@ class ModelEnsemble:
         )
 
     def update(self, bar: Bar) -> None:
+        """Fold in one closed bar. A bad bar (NaN or non-positive price, high below the
+        close, ...) is refused with one :class:`HistoryError` line before any member sees
+        it: passed on, it would fail every member until the next fit."""
+        canonical_history(bar.to_frame(), "bar")
         for name, member in self.members.items():
             if name in self._member_failures:
                 continue

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from models.base import HISTORY_COLUMNS, Bar, ForecastModel, ModelStatus, PriceRange, Status
+from models.base import Bar, ForecastModel, ModelStatus, PriceRange, Status
+from models.history import HistoryError, canonical_history
 from models.scoring import KINDS, Kind, ScoreTable, coverage_by_year, score_table
 
 ModelFactory = Callable[[], ForecastModel]
@@ -81,12 +82,11 @@ def realised_outcomes(history: pd.DataFrame, positions: np.ndarray, horizon: int
     )
 
 
-def _check_history(history: pd.DataFrame) -> None:
-    missing = [c for c in HISTORY_COLUMNS if c not in history.columns]
-    if missing:
-        raise ValueError(f"history is missing columns {missing}; expected {list(HISTORY_COLUMNS)}")
+def _checked(history: pd.DataFrame) -> pd.DataFrame:
+    # Origins and cuts are row positions, so the rows must already be in date order.
     if not pd.DatetimeIndex(history.index).is_monotonic_increasing:
-        raise ValueError("history index must be dates in ascending order")
+        raise HistoryError("history: the index must be dates in ascending order")
+    return canonical_history(history)
 
 
 def _check_horizons(horizons: Iterable[int]) -> tuple[int, ...]:
@@ -261,7 +261,7 @@ def walk_forward(
     ``forecast_parts(steps, confidence) -> {member: PriceRange}`` method (the ensemble)
     also has each member scored, under the member's name, from the same run.
     """
-    _check_history(history)
+    history = _checked(history)
     hs = _check_horizons(horizons)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
@@ -431,7 +431,7 @@ def look_ahead_check(
     caller). What it cannot see: a model that reads future data from a source of its own
     (a file, a global), since the check only perturbs ``history``.
     """
-    _check_history(history)
+    history = _checked(history)
     hs = _check_horizons(horizons)
     origins = sorted(int(t) for t in origins)
     if not origins or origins[0] < 0 or origins[-1] + min(hs) >= len(history):

@@ -4,7 +4,9 @@ look-ahead check on the real bundled data (models/ensemble.py)."""
 from __future__ import annotations
 
 import math
+import re
 import sys
+from dataclasses import replace
 from functools import lru_cache
 from types import FrameType
 
@@ -20,6 +22,7 @@ from models.base import Bar, FitResult, ForecastModel, PriceRange, Status
 from models.delta_ukf import DeltaUKF
 from models.ensemble import ModelEnsemble
 from models.har_quantile import HARQuantileModel
+from models.history import HistoryError
 from models.jump_diffusion_vix import JumpDiffusionVIX
 from models.quantile_regression import QuantileRegressionModel
 from models.smile import SmileModel, generate_chain
@@ -157,6 +160,36 @@ def test_a_fit_result_refuses_to_forecast_once_the_ensemble_moved_on() -> None:
     assert new.forecast(1) == ens.forecast_detail(1)
     with pytest.raises(RuntimeError, match="moved on"):
         old.forecast(1)
+
+
+def test_fit_checks_the_history_and_takes_it_without_a_vix_column() -> None:
+    members: dict[str, ForecastModel] = {"a": Band("a", 0.01)}
+    ens = ModelEnsemble(_config(), members, horizons=(1,), burn_in=0, base_weights={"a": 1.0})
+    history = _toy_history()
+    bad = history.copy()
+    bad.loc[bad.index[50], "close"] = math.nan
+    with pytest.raises(HistoryError) as exc_info:
+        ens.fit(bad)
+    assert str(exc_info.value) == "history: row 2017-03-13: close is missing (NaN)"
+    shuffled = history.sample(frac=1.0, random_state=1).drop(columns="vix")
+    fc = ens.fit(shuffled).forecast(1)  # sorted by date; the VIX unknown throughout
+    assert fc.range.anchor == history["close"].iloc[-1] and fc.vix is None
+
+
+def test_a_bad_bar_is_refused_before_any_member_sees_it() -> None:
+    ens, history = _walked()
+    before = (ens.calibration_state(), ens.forecast_detail(1), ens.origin)
+    good = bar_at(history, 120)
+    for bad, problem in [
+        (replace(good, close=math.nan), "close is missing (NaN)"),
+        (replace(good, low=good.close * 1.01), "low above min(open, close)"),
+        (replace(good, vix=-1.0), "vix must be > 0"),
+    ]:
+        with pytest.raises(HistoryError, match=re.escape(problem)):
+            ens.update(bad)
+        assert (ens.calibration_state(), ens.forecast_detail(1), ens.origin) == before
+    ens.update(good)  # every member still takes the next good bar
+    assert ens.origin[0] == before[2][0] + 1 and ens.forecast_detail(1).range.usable
 
 
 def _walked(calibrate: bool = True) -> tuple[ModelEnsemble, pd.DataFrame]:

@@ -245,7 +245,7 @@ def test_progress_callback_counts_every_origin() -> None:
 
 def test_bad_arguments_name_the_field() -> None:
     hist = small_history()
-    with pytest.raises(ValueError, match="missing columns"):
+    with pytest.raises(ValueError, match=r"history: missing column\(s\) vix"):
         walk_forward({"r": Recorder}, hist.drop(columns="vix"))
     with pytest.raises(ValueError, match="confidence"):
         walk_forward({"r": Recorder}, hist, start="2018-01-01", confidence=1.5)
