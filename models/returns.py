@@ -94,9 +94,16 @@ def origin_seed(seed: int, ts: pd.Timestamp | None) -> int:
     return seed + offset
 
 
+# Ten years of trading days: beyond that a daily model's range means nothing, and the
+# simulated members' path arrays (paths × steps) would not fit in memory.
+MAX_STEPS = 2520
+
+
 def check_forecast_args(steps: int, confidence: float) -> None:
     """Clear errors for the two arguments every ``forecast`` takes."""
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if steps > MAX_STEPS:
+        raise ValueError(f"steps must be <= {MAX_STEPS} (ten years of trading days), got {steps}")
     if not (isinstance(confidence, float | int) and 0.0 < confidence < 1.0):
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
