@@ -110,6 +110,13 @@ class PriceRange:
     quantiles: Mapping[float, float] = field(default_factory=dict)
     status: ModelStatus = field(default_factory=ModelStatus.ok)
 
+    def __post_init__(self) -> None:
+        # Levels computed as (1 - 0.9) / 2 come out as 0.04999999999999999: key them by
+        # the round level so that quantiles[0.05] finds it.
+        if any(round(q, 10) != q for q in self.quantiles):
+            keyed = {round(q, 10): v for q, v in self.quantiles.items()}
+            object.__setattr__(self, "quantiles", keyed)
+
     @property
     def width(self) -> float:
         return self.high - self.low

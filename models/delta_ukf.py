@@ -44,6 +44,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from models.base import Bar, FitResult, ModelStatus, PriceRange
+from models.returns import check_bar, check_forecast_args, checked_history
 from models.smile import DEFAULT_MODEL, generate_chain, time_to_expiry, to_ns
 from models.weighting import OptionSignals
 
@@ -104,8 +105,7 @@ class DeltaUKF:
         a refit on a history that extends the one already filtered only catches up on the
         new bars; any other history starts over.
         """
-        if len(history) < 30:
-            raise ValueError(f"need at least 30 bars of history, got {len(history)}")
+        history = checked_history(history, min_rows=30)
         if self._continues(history):
             assert self._last_ts is not None
             tail = history.loc[history.index > self._last_ts]
@@ -137,8 +137,9 @@ class DeltaUKF:
         self._chains_seen = self._synthetic = 0
 
     def update(self, bar: Bar) -> None:
-        if self._last_ts is not None and bar.ts <= self._last_ts:
-            raise ValueError(f"bar at {bar.ts} is not after the last bar {self._last_ts}")
+        if not self._closes:
+            raise RuntimeError("fit() before update()")
+        check_bar(bar, self._last_ts)
         self._on_bar(bar.ts, bar.close, bar.vix)
 
     def update_chain(self, chain: Any) -> None:
@@ -156,10 +157,9 @@ class DeltaUKF:
         return OptionSignals(z, self._fresh_chain)
 
     def forecast(self, steps: int, confidence: float = 0.9) -> PriceRange:
-        if steps < 1 or not 0 < confidence < 1:
-            raise ValueError(f"need steps >= 1 and 0 < confidence < 1, got {steps}, {confidence}")
+        check_forecast_args(steps, confidence)
         if not self._closes:
-            raise RuntimeError("fit() before forecast()")
+            return PriceRange.failure(self.name, steps, confidence, math.nan, "not fitted")
         anchor = self._closes[-1]
         if self._ukf is None:
             return PriceRange.failure(self.name, steps, confidence, anchor, "no chain yet")
@@ -234,6 +234,7 @@ class DeltaUKF:
         taus = np.array([time_to_expiry(ts_ns, q["expiry"]) for q in quotes])
         if not len(taus) or not np.all(taus > 0):
             raise ValueError("chain has no quote with a future expiry")
+        _check_quotes(spot, quotes)
         nearest = taus[np.argmin(np.abs(taus - TARGET_TAU))]
         use = np.isclose(taus, nearest)
         tau = taus[use]
@@ -255,6 +256,28 @@ class DeltaUKF:
             self._ukf.step_quotes(k, tau, values, max(days, 1e-6), is_call=is_call)
         self._last_chain_ns = ts_ns
         self._chains_seen += 1
+
+
+# An annualised implied vol above 500 % is not a quote but a unit error (IVs in percent:
+# 25 for 0.25), which the filter would take as a crash and turn into a range to zero.
+MAX_IV = 5.0
+
+
+def _check_quotes(spot: float, quotes: list[Mapping[str, Any]]) -> None:
+    """Refuse a chain before any of it reaches the filter (the state stays unchanged)."""
+    if not (math.isfinite(spot) and spot > 0):
+        raise ValueError(f"chain underlying_price must be finite and > 0, got {spot!r}")
+    for q in quotes:
+        strike, iv, delta = float(q["strike"]), float(q["iv"]), float(q["delta"])
+        if not (math.isfinite(strike) and strike > 0):
+            raise ValueError(f"chain strike must be finite and > 0, got {strike!r}")
+        if not (math.isfinite(iv) and 0 < iv <= MAX_IV):
+            raise ValueError(
+                f"chain iv at strike {strike:g} must be an annualised fraction in "
+                f"(0, {MAX_IV:g}] (0.25 for 25 %), got {iv!r}"
+            )
+        if not (math.isfinite(delta) and -1.0 <= delta <= 1.0):
+            raise ValueError(f"chain delta at strike {strike:g} must be in [-1, 1], got {delta!r}")
 
 
 @functools.lru_cache(maxsize=16)

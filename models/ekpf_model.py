@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from models.base import Bar, FitResult, ModelStatus, PriceRange
+from models.returns import check_bar, check_forecast_args, checked_history
 
 if TYPE_CHECKING:
     from rust_filters import EKPF
@@ -73,9 +74,8 @@ class EKPFModel:
         """
         from rust_filters import EKPF
 
+        history = checked_history(history, min_rows=300)
         close = history["close"].to_numpy(float)
-        if len(close) < 300:
-            raise ValueError(f"need at least 300 bars of history, got {len(close)}")
         y = 100.0 * np.diff(np.log(close))[-self.window :]
         mean = float(y.mean())
         continuing = self._continues(history)
@@ -113,10 +113,7 @@ class EKPFModel:
 
     def update(self, bar: Bar) -> None:
         pf = self._require()
-        if self._last_ts is not None and bar.ts <= self._last_ts:
-            raise ValueError(f"bar at {bar.ts} is not after the last bar {self._last_ts}")
-        if not (math.isfinite(bar.close) and bar.close > 0):
-            raise ValueError(f"bar close must be finite and > 0, got {bar.close}")
+        check_bar(bar, self._last_ts)
         y = 100.0 * math.log(bar.close / self._last_close) - self.params["mu_y"]
         pf.step(y)
         self._last_close = bar.close
@@ -124,9 +121,10 @@ class EKPFModel:
         self._steps += 1
 
     def forecast(self, steps: int, confidence: float = 0.9) -> PriceRange:
-        pf = self._require()
-        if steps < 1 or not 0 < confidence < 1:
-            raise ValueError(f"need steps >= 1 and 0 < confidence < 1, got {steps}, {confidence}")
+        check_forecast_args(steps, confidence)
+        if self._pf is None:
+            return PriceRange.failure(self.name, steps, confidence, math.nan, "not fitted")
+        pf = self._pf
         alpha = 1.0 - confidence
         levels = [alpha / 2, 0.5, 1 - alpha / 2]
         out = pf.forecast(

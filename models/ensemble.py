@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -47,7 +47,8 @@ import pandas as pd
 from config.schema import MarkovConfig, Regime
 from models.base import Bar, FitResult, ForecastModel, ModelStatus, PriceRange, Status
 from models.calibration import TailCalibrator
-from models.history import canonical_history
+from models.history import HistoryError, canonical_history
+from models.returns import check_forecast_args
 from models.weighting import OptionSignals, SkillTracker, WeightBreakdown, compute_weights
 
 ALPHA_SCALE = 2.0  # interval score: width + (2/α)·overshoot, α = 1 − confidence
@@ -230,6 +231,11 @@ class ModelEnsemble:
         close, ...) is refused with one :class:`HistoryError` line before any member sees
         it: passed on, it would fail every member until the next fit."""
         canonical_history(bar.to_frame(), "bar")
+        if bar.vix is not None and math.isnan(bar.vix):
+            bar = replace(bar, vix=None)  # NaN is how a frame says "no VIX": the same here
+        last = self._last_ts
+        if last is not None and not _naive(bar.ts) > _naive(last):
+            raise HistoryError(f"bar: {bar.ts} is not after the last bar {last} (out of order)")
         for name, member in self.members.items():
             if name in self._member_failures:
                 continue
@@ -260,10 +266,16 @@ class ModelEnsemble:
     def forecast_detail(self, steps: int, confidence: float | None = None) -> EnsembleForecast:
         """The full forecast: range, member parts, weights. Reads state, never changes it."""
         conf = self.confidence if confidence is None else confidence
+        check_forecast_args(steps, conf)
         key = (len(self._closes), steps, conf)
         cached = self._cache.get(key)
         if cached is not None:
             return cached
+        if not self._closes:
+            unfitted = {
+                n: PriceRange.failure(n, steps, conf, math.nan, "not fitted") for n in self.members
+            }
+            return self._combine(steps, conf, unfitted, calibrate=False)
         parts = self._member_ranges(steps, conf)
         return self._combine(steps, conf, parts, calibrate=True)
 
@@ -276,17 +288,29 @@ class ModelEnsemble:
         self._cache.clear()
 
     def update_chain(self, chain: Any) -> None:
-        """Pass an option-chain snapshot to the members that use chains."""
+        """Pass an option-chain snapshot to the members that use chains.
+
+        A chain a member refuses (``ValueError``: a bad quote, an expired chain; the
+        member's state is unchanged) is raised to the caller, who dead-letters it, and the
+        member carries on with the next chain; any other exception disables the member
+        until the next fit, as a failed update does.
+        """
+        refused: list[str] = []
         for name, member in self.members.items():
             update = getattr(member, "update_chain", None)
             if update is None or name in self._member_failures:
                 continue
             try:
                 update(chain)
+            except ValueError as exc:
+                refused.append(f"{name}: {exc}")
+                continue
             except Exception as exc:
                 self._member_failures[name] = f"chain update failed: {exc}"
             for parts in self._part_cache.values():
                 parts.pop(name, None)
+        if refused:
+            raise ValueError("chain refused by " + "; ".join(refused))
         # The chain also moves the jump size and the consensus: recompute those members.
         for parts in self._part_cache.values():
             for name in [*self._consensus_fed(), "jump_diffusion_vix"]:
@@ -426,14 +450,13 @@ class ModelEnsemble:
     def _combine(
         self, steps: int, confidence: float, parts: Mapping[str, PriceRange], *, calibrate: bool
     ) -> EnsembleForecast:
-        anchor = self._closes[-1]
+        anchor = self._closes[-1] if self._closes else math.nan
         weights = self._weights(steps, parts)
-        raw = _average(anchor, parts, weights.weights)
+        raw = _average(anchor, parts, weights.weights) if self._closes else None
         members = {n: MemberPart(n, r, weights.weights[n]) for n, r in parts.items()}
         if raw is None:
-            failed = PriceRange.failure(
-                self.name, steps, confidence, anchor, "no member produced a usable range"
-            )
+            why = "no member produced a usable range" if self._closes else "not fitted"
+            failed = PriceRange.failure(self.name, steps, confidence, anchor, why)
             return EnsembleForecast(failed, members, weights, self._vix)
         low, high, path_low, path_high, center = raw
         cal_close = self._tracked.calibrators.get((steps, "close"))
@@ -530,6 +553,12 @@ def _interval_score(low: float, high: float, lower: float, upper: float, alpha: 
         + ALPHA_SCALE / alpha * max(low - lower, 0.0)
         + ALPHA_SCALE / alpha * max(upper - high, 0.0)
     )
+
+
+def _naive(ts: Any) -> pd.Timestamp:
+    """A bar's time without its zone, as history frames keep it (canonical form)."""
+    t = pd.Timestamp(ts)
+    return t.tz_localize(None) if t.tzinfo is not None else t
 
 
 def _average(

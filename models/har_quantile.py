@@ -47,7 +47,7 @@ import pandas as pd
 from models.base import Bar, FitResult, ModelStatus, PriceRange
 from models.path_range import joint_tail_prob
 from models.realized_variance import HarFeatures, HarFit, fit_har, has_daily_range
-from models.returns import check_bar, check_forecast_args
+from models.returns import check_bar, check_forecast_args, checked_history
 
 _TAIL_ROWS = 40  # regressors need the last 22 rows; keep a little more
 
@@ -97,11 +97,7 @@ class HARQuantileModel:
     # -- verbs ------------------------------------------------------------------------
 
     def fit(self, history: pd.DataFrame) -> FitResult:
-        if len(history) < self.min_sample + max(self.horizons) + 23:
-            raise ValueError(
-                f"need at least {self.min_sample + max(self.horizons) + 23} bars of history, "
-                f"got {len(history)}"
-            )
+        history = checked_history(history, min_rows=self.min_sample + max(self.horizons) + 23)
         # Without open/high/low the realised variance is the squared close return: the
         # member still works, on a noisier measure, and its status says so.
         self._has_range = has_daily_range(history)

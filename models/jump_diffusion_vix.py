@@ -53,6 +53,7 @@ from models.realized_variance import (
     daily_realized_variance,
     fit_har,
 )
+from models.returns import check_bar, check_forecast_args, checked_history
 
 _PRIOR_JUMPS = 2.0  # pseudo-jumps at the prior size, so λ > 0 and σ_J is defined
 _PRIOR_MU_J = -0.02
@@ -117,8 +118,7 @@ class JumpDiffusionVIX:
     # -- verbs ------------------------------------------------------------------------
 
     def fit(self, history: pd.DataFrame) -> FitResult:
-        if len(history) < 120:
-            raise ValueError(f"need at least 120 bars of history, got {len(history)}")
+        history = checked_history(history, min_rows=120)
         features = HarFeatures.from_history(history)
         fits: dict[tuple[int, bool], HarFit] = {}
         messages = []
@@ -143,8 +143,7 @@ class JumpDiffusionVIX:
     def update(self, bar: Bar) -> None:
         if self._history is None:
             raise RuntimeError("fit() before update()")
-        if bar.ts <= self._history.index[-1]:
-            raise ValueError(f"bar at {bar.ts} is not after the last bar {self._history.index[-1]}")
+        check_bar(bar, self._history.index[-1])
         # Only the last 22 rows feed the regressors: keep a short tail, not all history.
         self._history = pd.concat([self._history.iloc[-40:], bar.to_frame()])
         self._features = HarFeatures.from_history(self._history)
@@ -168,10 +167,9 @@ class JumpDiffusionVIX:
         (default ``n_paths``); seeded per origin. It changes no model state; within an
         origin it reuses its last simulation while the inputs stay within
         ``resimulate_tolerance`` (module docstring)."""
+        check_forecast_args(steps, confidence)
         if self._history is None or self._features is None:
-            raise RuntimeError("fit() before forecast()")
-        if steps < 1 or not 0 < confidence < 1:
-            raise ValueError(f"need steps >= 1 and 0 < confidence < 1, got {steps}, {confidence}")
+            return PriceRange.failure(self.name, steps, confidence, math.nan, "not fitted")
         n_paths = self.n_paths if num_simulations is None else num_simulations
         if isinstance(n_paths, bool) or not isinstance(n_paths, int) or n_paths < 100:
             raise ValueError(f"num_simulations must be an integer >= 100, got {num_simulations!r}")

@@ -59,7 +59,7 @@ from statsmodels.tools.sm_exceptions import IterationLimitWarning
 
 from models.base import Bar, FitResult, ModelStatus, PriceRange
 from models.realized_variance import HarFeatures, has_daily_range
-from models.returns import check_bar, check_forecast_args
+from models.returns import check_bar, check_forecast_args, checked_history
 
 REGRESSORS = ("const", "vol_d", "vol_w", "vol_m", "fall_w")
 TARGETS = ("close_lo", "close_hi", "path_lo", "path_hi")
@@ -166,9 +166,7 @@ class QuantileRegressionModel:
     # -- verbs ------------------------------------------------------------------------
 
     def fit(self, history: pd.DataFrame) -> FitResult:
-        need = self.min_obs + max(self.horizons) + _FIRST_ROW
-        if len(history) < need:
-            raise ValueError(f"need at least {need} bars of history, got {len(history)}")
+        history = checked_history(history, min_rows=self.min_obs + max(self.horizons) + _FIRST_ROW)
         if not has_daily_range(history):
             raise ValueError(
                 "needs daily open, high and low that form a range on every bar "

@@ -33,10 +33,12 @@ def implied_daily_variance(vix: np.ndarray | float) -> np.ndarray | float:
 
 
 def checked_history(history: pd.DataFrame, min_rows: int) -> pd.DataFrame:
-    """Check a history frame (columns, order, prices) and return it unchanged.
+    """Check a history frame (columns, order, prices) and return it, with an all-NaN
+    ``vix`` column added if it has none.
 
-    ``close`` must be finite and positive on every row; ``vix`` may be missing (NaN)
-    but where present must be finite and positive.
+    ``close`` must be finite and positive on every row; ``open``, ``high``, ``low`` and
+    ``vix`` may be missing (NaN, or no column: a close-only history) but where present
+    must be finite and positive, with ``low <= high``.
     """
     if not isinstance(history, pd.DataFrame):
         raise TypeError(f"history must be a pandas DataFrame, got {type(history).__name__}")
@@ -45,7 +47,7 @@ def checked_history(history: pd.DataFrame, min_rows: int) -> pd.DataFrame:
             f"history needs a 'close' column (and optionally 'vix'); got {list(history.columns)}"
         )
     if len(history) < min_rows:
-        raise ValueError(f"history has {len(history)} rows; this model needs at least {min_rows}")
+        raise ValueError(f"need at least {min_rows} bars of history, got {len(history)}")
     if not history.index.is_monotonic_increasing or history.index.has_duplicates:
         raise ValueError("history index must be strictly increasing (one row per date)")
     close = history["close"].to_numpy(dtype=float)
@@ -53,12 +55,21 @@ def checked_history(history: pd.DataFrame, min_rows: int) -> pd.DataFrame:
     if bad.any():
         first = history.index[int(np.argmax(bad))]
         raise ValueError(f"history 'close' must be finite and > 0; bad value at {first}")
-    if "vix" in history.columns:
-        vix = history["vix"].to_numpy(dtype=float)
-        bad_vix = ~np.isnan(vix) & (~np.isfinite(vix) | (vix <= 0))
-        if bad_vix.any():
-            first = history.index[int(np.argmax(bad_vix))]
-            raise ValueError(f"history 'vix' must be > 0 or NaN (missing); bad value at {first}")
+    for col in ("open", "high", "low", "vix"):
+        if col not in history.columns:
+            continue
+        values = history[col].to_numpy(dtype=float)
+        bad = ~np.isnan(values) & (~np.isfinite(values) | (values <= 0))
+        if bad.any():
+            first = history.index[int(np.argmax(bad))]
+            raise ValueError(f"history '{col}' must be > 0 or NaN (missing); bad value at {first}")
+    if "high" in history.columns and "low" in history.columns:
+        inverted = history["low"].to_numpy(dtype=float) > history["high"].to_numpy(dtype=float)
+        if inverted.any():
+            first = history.index[int(np.argmax(inverted))]
+            raise ValueError(f"history 'low' above 'high' at {first}")
+    if "vix" not in history.columns:
+        history = history.assign(vix=np.nan)  # the models read "no VIX" as NaN
     return history
 
 

@@ -408,7 +408,11 @@ class Engine:
             return
         if rt.uses_chains:
             # Members without ``update_chain`` ignore chains: the forecast is unchanged.
-            rt.ensemble.update_chain(chain)
+            try:
+                rt.ensemble.update_chain(chain)
+            except ValueError as exc:  # refused by a member, whose state is unchanged
+                await self._dead_letter(record, str(exc))
+                return
             rt.templates = None
         self.tracker.processed(record.tp, record.offset)
 

@@ -22,8 +22,13 @@ from test_stream_support import (
 )
 
 from config.loader import ConfigLoader
+from config.schema import MarkovConfig
 from connectors.embedded_bus import EmbeddedBus
 from connectors.transport import InRecord, TopicPartition
+from models.base import ForecastModel
+from models.baselines import VixImpliedNormal
+from models.delta_ukf import DeltaUKF
+from models.ensemble import ModelEnsemble
 from stream.ranges import FIELDS, RangeSchemaError, RangeTemplate, validate_range
 from stream.symbol_state import SymbolState, bar_bucket
 
@@ -291,3 +296,42 @@ async def test_a_complete_replay_ends_without_waiting_out_a_poll() -> None:
     assert polls[0] == 100  # nothing read yet: a poll may wait
     assert polls[-1] == 0  # everything read and the input complete: the end is confirmed at once
     assert polls.count(100) < len(polls)
+
+
+def with_delta_ukf(config: MarkovConfig, symbol: str) -> ModelEnsemble:
+    """A chain-reading member beside a baseline."""
+    members: dict[str, ForecastModel] = {"vix_normal": VixImpliedNormal(), "delta_ukf": DeltaUKF()}
+    return ModelEnsemble(
+        config, members, base_weights={"vix_normal": 1.0, "delta_ukf": 1.0}, burn_in=100
+    )
+
+
+async def test_a_chain_the_model_refuses_is_dead_lettered_and_changes_nothing() -> None:
+    # IVs in percent (25 for 0.25) pass the message schema (positive numbers) but not the
+    # Delta UKF: the chain goes to the dead-letter topic and the ranges are those of the
+    # stream without it, byte for byte.
+    records = feed_days(1)
+    config = make_config()
+    good = encoded(config, records)
+    chains = [i for i, (t, _, _) in enumerate(good) if t == "markov.options"]
+    at = chains[len(chains) // 2]
+    msg = orjson.loads(good[at][2])
+    msg["ts"] += 1
+    msg["quotes"] = [{**q, "iv": 100 * q["iv"]} for q in msg["quotes"]]
+    stream = [*good[: at + 1], ("markov.options", b"SPX", orjson.dumps(msg)), *good[at + 1 :]]
+    bus = EmbeddedBus()
+    for topic, key, value in stream:
+        bus.append(topic, key, value)
+    service = embedded_service(config, bus, factory=with_delta_ukf)
+    await service.start()
+    await service.run()
+
+    letters = [orjson.loads(v) for _, v in bus.topic("markov.dlq")]
+    assert [(x["source"], x["offset"]) for x in letters] == [
+        ("markov.options", len(chains) // 2 + 1)
+    ]
+    assert "chain refused by delta_ukf" in letters[0]["error"]
+    assert "annualised fraction" in letters[0]["error"]
+    reference, _ = await run_embedded(config, records, factory=with_delta_ukf)
+    assert bus.topic("markov.ranges") == reference.topic("markov.ranges")
+    assert len(bus.topic("markov.ranges")) > 500

@@ -466,3 +466,49 @@ def test_a_chain_update_refreshes_the_jump_members_range() -> None:
     assert skew_z is not None and skew_z > 1
     after = ens.forecast_parts(1, 0.998)["jump_diffusion_vix"]
     assert after.low < before.low
+
+
+def test_a_refused_chain_is_raised_and_the_member_takes_the_next_one() -> None:
+    # IVs in percent (25 for 0.25) used to reach the filter as a crash: a range from 0 to
+    # inf marked ok, and the ensemble's low at a sixth of the price. A NaN IV disabled the
+    # Delta UKF until the next fit although its state was unchanged.
+    history = spx().iloc[:300]
+    config = ConfigLoader.from_dict(
+        {"ensemble": {"models": [{"name": "delta_ukf", "weight": 1.0}]}}
+    )
+    ens = ModelEnsemble(config, {"delta_ukf": DeltaUKF(seed=5)}, horizons=(1,), burn_in=0)
+    ens.fit(history)
+    date = history.index[-1] + pd.offsets.BDay()
+    ts = int((date + pd.Timedelta(hours=16)).tz_localize("America/New_York").value)
+    close, vix = float(history["close"].iloc[-1]), float(history["vix"].iloc[-1])
+    chain = generate_chain("SPX", ts, close, vix, expiries_days=(30,), seed=3)
+    before = ens.forecast_detail(1)
+    for bad_iv, problem in [
+        (lambda iv: 100 * iv, "annualised fraction"),
+        (lambda iv: math.nan, "iv"),
+    ]:
+        bad = {**chain, "quotes": [{**q, "iv": bad_iv(q["iv"])} for q in chain["quotes"]]}
+        with pytest.raises(ValueError, match=f"chain refused by delta_ukf: .*{problem}"):
+            ens.update_chain(bad)
+        assert ens.forecast_detail(1) == before
+    ens.update_chain(chain)
+    after = ens.forecast_detail(1)
+    assert after.parts["delta_ukf"].weight == 1.0 and after.range.usable
+    assert after.range != before.range  # the good chain was filtered
+
+
+def test_bad_calls_get_clear_answers() -> None:
+    ens, history = _walked()
+    for steps, confidence in [(0, 0.9), (1.5, 0.9), (1, 1.0), (1, math.nan)]:
+        with pytest.raises(ValueError, match=r"steps|confidence"):
+            ens.forecast_detail(steps, confidence)  # type: ignore[arg-type]
+    unfitted = ModelEnsemble(_config(), {"a": Band("a", 0.01)}, horizons=(1,), burn_in=0)
+    r = unfitted.forecast(5)
+    assert r.status.state is Status.FAILED and r.status.reason == "not fitted"
+    before = (ens.calibration_state(), ens.forecast_detail(1), ens.origin)
+    with pytest.raises(HistoryError, match="out of order"):
+        ens.update(bar_at(history, 119))
+    assert (ens.calibration_state(), ens.forecast_detail(1), ens.origin) == before
+    # A NaN VIX on a bar is "no VIX", as in a frame, not a bad value for the members.
+    ens.update(replace(bar_at(history, 120), vix=math.nan))
+    assert ens.origin[0] == before[2][0] + 1 and ens.forecast_detail(1).range.usable

@@ -99,12 +99,21 @@ def test_bad_input_names_the_problem() -> None:
     last = history.iloc[-1]
     with pytest.raises(ValueError, match="not after the last bar"):
         model.update(Bar(history.index[-1], last.open, last.high, last.low, last.close))
-    with pytest.raises(ValueError, match="steps >= 1"):
+    before = model.forecast(5)
+    nxt = history.index[-1] + pd.Timedelta(days=1)
+    with pytest.raises(ValueError, match=r"bar\.close must be finite and > 0"):
+        model.update(Bar(nxt, last.open, last.high, last.low, math.nan))
+    with pytest.raises(ValueError, match=r"bar\.vix must be > 0"):
+        model.update(Bar(nxt, last.open, last.high, last.low, last.close, vix=-5.0))
+    assert model.forecast(5) == before  # refused bars leave the state as it was
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         model.forecast(0)
     with pytest.raises(ValueError, match="at least 120 bars"):
         JumpDiffusionVIX().fit(history.iloc[:50])
-    with pytest.raises(RuntimeError, match="fit"):
-        JumpDiffusionVIX().forecast(1)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        JumpDiffusionVIX().fit(history.iloc[::-1])
+    unfitted = JumpDiffusionVIX().forecast(1)
+    assert unfitted.status.state is Status.FAILED and unfitted.status.reason == "not fitted"
 
 
 def test_consensus_volatility_blends_into_the_simulated_variance() -> None:

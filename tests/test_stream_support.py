@@ -26,7 +26,7 @@ from stream.clock import Clock, EventClock
 from stream.feeds import BUNDLED_FEED
 from stream.messages import parse_ts
 from stream.replay import load_into_bus
-from stream.service import StreamService
+from stream.service import StreamService, baseline_ensemble
 
 HISTORY_END = "2017-12-29"  # the last session before the bundled feed starts
 HISTORY_DAYS = 300
@@ -72,14 +72,8 @@ def topic_overrides(prefix: str) -> list[str]:
     ]
 
 
-def baselines(config: MarkovConfig, symbol: str) -> ModelEnsemble:
-    members: dict[str, ForecastModel] = {
-        "vix_normal": VixImpliedNormal(),
-        "ewma_normal": EwmaNormal(),
-    }
-    return ModelEnsemble(
-        config, members, base_weights={"vix_normal": 1.0, "ewma_normal": 1.0}, burn_in=100
-    )
+# The service's own pure-Python ensemble (two normal baselines): quick to fit and step.
+baselines = baseline_ensemble
 
 
 class SlowArima(EwmaNormal):
