@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from config.errors import ConfigError
 from connectors.data_sources import DataSourceError
@@ -31,8 +32,18 @@ class UserError(Exception):
     """An error whose message is all the user needs (one line, no traceback)."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr (argparse's own error
+    prints the usage block first); ``--help`` still prints the full help. Subcommand
+    parsers inherit the class (``add_subparsers`` uses ``type(self)``)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())  # argparse messages may wrap
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="markov", description="Streaming price-range forecaster (Rust filters + ensemble)."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,38 +16,67 @@ import pandas as pd
 
 from config.loader import ConfigLoader
 from config.schema import MarkovConfig
-from connectors.data_sources import load_history
+from connectors.data_sources import DataSourceError, load_history
+from models.returns import MAX_STEPS
+from stream.cli import UserError
 
 SYNTHETIC_NOTE = (
     "note: option chains are synthetic (generated from the VIX by models/smile.py); "
     "no real historical chains are available offline"
 )
 
+DEFAULT_START = "2015-01-01"
+DEFAULT_END = "2018-12-31"
+# Bars the members need before the first origin (the longest warm-up, ekpf's 300).
+WARM_UP_BARS = 300
+
+
+class ForecastFailedError(UserError):
+    """The ensemble gave no usable range; ``result`` is the forecast (still printable)."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
 
 def register(sub: Any) -> None:
     f = sub.add_parser("forecast", help="ensemble price range for one ticker")
     f.add_argument("--ticker", default=None, help="ticker (default: data.default_ticker)")
-    f.add_argument("--days", type=_positive_int, default=None, help="horizon in trading days")
+    f.add_argument(
+        "--days", type=_days, default=None, help=f"horizon in trading days (1..{MAX_STEPS})"
+    )
     f.add_argument("--confidence", type=_probability, default=None)
-    f.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    f.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON instead of a table (printed even when the forecast fails)",
+    )
     _data_args(f)
     f.set_defaults(handler=cmd_forecast)
 
-    e = sub.add_parser("ensemble", help="ensemble ranges for every ticker of a config")
-    e.add_argument("--json", action="store_true")
+    e = sub.add_parser(
+        "ensemble",
+        help="ensemble ranges for every ticker of a config",
+        description="Ensemble ranges for every ticker of a config. A ticker whose forecast "
+        "fails is one line on stderr; the others are still printed, and the exit code is "
+        "1 if any ticker failed.",
+    )
+    e.add_argument("--json", action="store_true", help="JSON list (failed forecasts included)")
     _data_args(e)
     e.set_defaults(handler=cmd_ensemble)
 
     v = sub.add_parser("validate", help="walk-forward validation (QUALITY-PROTOCOL)")
     v.add_argument("--ticker", default=None)
+    # Either the last N days of the history or a date window: _window refuses both (an
+    # argparse group cannot hold --backtest-days against the pair --start/--end).
     v.add_argument(
         "--backtest-days",
         type=_positive_int,
         default=None,
-        help="origins: the last N trading days (default: --start..--end)",
+        help="origins: the last N trading days of the history (not with --start/--end)",
     )
-    v.add_argument("--start", default="2015-01-01", help="first origin date (default 2015-01-01)")
-    v.add_argument("--end", default="2018-12-31", help="last origin date (default 2018-12-31)")
+    v.add_argument("--start", default=None, help=f"first origin date (default {DEFAULT_START})")
+    v.add_argument("--end", default=None, help=f"last origin date (default {DEFAULT_END})")
     v.add_argument("--horizons", default="1,5", type=_horizons, help="comma-separated, e.g. 1,5")
     v.add_argument("--confidence", type=_probability, default=0.9)
     v.add_argument(
@@ -73,15 +104,19 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     ticker = args.ticker or config.data.default_ticker
     days = args.days or config.forecast.horizon
     confidence = args.confidence or config.forecast.confidence
-    result = forecast_ticker(config, ticker, days, confidence, data=args.data)
+    try:
+        result = forecast_ticker(config, ticker, days, confidence, data=args.data)
+    except ForecastFailedError as exc:
+        # JSON readers still get the members' reasons; the table would be all NaN.
+        if args.json:
+            print(_json(exc.result))
+        raise
     print(_json(result) if args.json else format_forecast(result))
     return 0
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
     config = _config(args)
-    from stream.cli import UserError
-
     results: list[dict[str, Any]] = []
     failures = 0
     for ticker in config.stream.tickers:
@@ -97,11 +132,17 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
             )
         except (UserError, ValueError) as exc:
             failures += 1
-            print(f"markov ensemble: {ticker}: {exc}", file=sys.stderr)
+            if isinstance(exc, ForecastFailedError):  # its message starts with the ticker
+                if args.json:
+                    results.append(exc.result)
+                print(f"markov ensemble: {exc}", file=sys.stderr)
+            else:
+                print(f"markov ensemble: {ticker}: {exc}", file=sys.stderr)
     if args.json:
         print(_json(results))
-    else:
+    elif results:
         print("\n\n".join(format_forecast(r) for r in results))
+    # Any failed ticker fails the command (documented in its help): scripts must notice.
     return 1 if failures else 0
 
 
@@ -111,18 +152,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from models.report import format_report, plot_forecasts, write_forecasts_csv
     from models.validation import walk_forward
 
+    # Every argument is checked before the walk, which can take minutes.
+    horizons: tuple[int, ...] = args.horizons
+    dates = _window_dates(args.backtest_days, args.start, args.end)
+    for flag, path in (("--csv", args.csv), ("--plot", args.plot)):
+        if path is not None:
+            _check_output(flag, path)
     config = _config(args)
     ticker = args.ticker or config.data.default_ticker
     history = _history(config, ticker, None, args.data)
-    start, end = _window(history, args.backtest_days, args.start, args.end)
-    horizons: tuple[int, ...] = args.horizons
+    start, end = _window(history, args.backtest_days, dates, horizons[0])
     names = list(config.ensemble.enabled_names)
     if args.models is not None:
         wanted = [m.strip() for m in args.models.split(",") if m.strip()]
         unknown = sorted(set(wanted) - set(names))
         if unknown:
-            from stream.cli import UserError
-
             raise UserError(f"--models: unknown {unknown}; configured members: {names}")
         names = wanted
     # One run: the ensemble's members are scored from the same walk (forecast_parts).
@@ -142,10 +186,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{ticker}: {format_report(result)}")
     print(SYNTHETIC_NOTE)
     print(f"walk-forward took {sum(result.elapsed.values()):.0f} s")
-    if args.csv is not None:
-        print(f"forecasts written to {write_forecasts_csv(result, args.csv)}")
-    if args.plot is not None:
-        print(f"plot written to {plot_forecasts(result, 'ensemble', horizons[0], args.plot)}")
+    try:
+        if args.csv is not None:
+            print(f"forecasts written to {write_forecasts_csv(result, args.csv)}")
+        if args.plot is not None:
+            plot = plot_forecasts(result, "ensemble", horizons[0], args.plot)
+            print(f"plot written to {plot}")
+    except OSError as exc:  # checked up front, but the disk can still fill up
+        raise UserError(f"cannot write {exc.filename}: {exc.strerror}") from None
     return 0
 
 
@@ -174,13 +222,17 @@ def protocol_baselines(config: MarkovConfig) -> dict[str, Any]:
 def forecast_ticker(
     config: MarkovConfig, ticker: str, days: int, confidence: float, *, data: Path | None
 ) -> dict[str, Any]:
-    """Fit the configured ensemble on the ticker's history and forecast ``days`` ahead."""
+    """Fit the configured ensemble on the ticker's history and forecast ``days`` ahead.
+
+    Raises :class:`ForecastFailedError` (with the result) when no member gave a usable range.
+    """
+    from models.base import Status
     from models.ensemble import ModelEnsemble
 
     history = _history(config, ticker, config.data.default_days_back, data)
     fc = ModelEnsemble(config, horizons=(days,)).fit(history).forecast(days, confidence)
     r = fc.range
-    return {
+    result = {
         "ticker": ticker,
         "as_of": str(history.index[-1].date()),
         "close": r.anchor,
@@ -210,14 +262,32 @@ def forecast_ticker(
         if any("synthetic" in p.status.reason for p in fc.parts.values())
         else [],
     }
+    if r.status.state is Status.FAILED:
+        reasons = [str(p.status) for p in fc.parts.values()]
+        message = _failure_message(ticker, r.status.reason, len(history), reasons)
+        raise ForecastFailedError(message, result)
+    return result
+
+
+def _failure_message(ticker: str, reason: str, bars: int, member_reasons: list[str]) -> str:
+    message = f"{ticker}: forecast failed: {reason}; the history has {bars} bars"
+    # The members say how many bars they need ("... needs at least 101", "need at least 30
+    # bars of history"); the smallest gives a range, the largest all of them.
+    needs = [int(n) for r in member_reasons for n in _NEEDS.findall(r)]
+    if needs:
+        message += f", the members need at least {min(needs)} ({max(needs)} for all of them)"
+    return message
+
+
+_NEEDS = re.compile(r"needs? at least (\d+)(?= bars\b|$)")
 
 
 def format_forecast(result: dict[str, Any]) -> str:
-    pct = 100 * result["confidence"]
+    pct = _percent(result["confidence"])
     vix = "n/a" if result["vix"] is None else f"{result['vix']:.2f}"
     lines = [
         f"{result['ticker']}  close {result['close']:.2f} on {result['as_of']}  "
-        f"horizon {result['horizon']} trading days  confidence {pct:.0f}%  "
+        f"horizon {result['horizon']} trading days  confidence {pct}%  "
         f"VIX {vix} ({result['regime']} regime)",
         f"ensemble range  {result['low']:.2f} .. {result['high']:.2f}  "
         f"(center {result['center']:.2f})",
@@ -255,30 +325,101 @@ def _history(
     config: MarkovConfig, ticker: str, days_back: int | None, data: Path | None
 ) -> pd.DataFrame:
     if data is not None:
+        _check_not_directory(data, "--data")
         return load_history(ticker, days_back, source="file", path=data)
     source = config.data.source
     path = config.data.path
+    if source == "file" and path is not None:
+        _check_not_directory(Path(path), "data.path")
     return load_history(ticker, days_back, source=source, path=path)
 
 
-def _window(
-    history: pd.DataFrame, backtest_days: int | None, start: str, end: str
-) -> tuple[pd.Timestamp, pd.Timestamp]:
-    from stream.cli import UserError
+def _check_not_directory(path: Path, where: str) -> None:
+    # The file source says "file not found" for a directory, which sends users looking.
+    if path.is_dir():
+        raise DataSourceError(f"{path}: is a directory ({where} expects a CSV or Parquet file)")
 
+
+def _check_output(flag: str, path: Path) -> None:
+    """Refuse an output path that cannot be written, before the walk spends minutes."""
+    parent = path.parent  # Path("x.png").parent is Path(".")
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a directory; give a file name")
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "no such directory"
+        raise UserError(f"{flag} {path}: {parent}: {what}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{flag} {path}: not writable")
+
+
+def _window_dates(
+    backtest_days: int | None, start: str | None, end: str | None
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The --start/--end window (None with --backtest-days), checked before any data."""
+    if backtest_days is not None:
+        if start is not None or end is not None:
+            raise UserError(
+                "--backtest-days counts back from the end of the history: "
+                "give either it or --start/--end, not both"
+            )
+        return None
+    start = DEFAULT_START if start is None else start
+    end = DEFAULT_END if end is None else end
     try:
         start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
     except ValueError as exc:
         raise UserError(f"--start/--end: not a date: {exc}") from None
-    if backtest_days is None:
-        return start_ts, end_ts
-    index = history.index[history.index <= end_ts]
-    if backtest_days > len(index) - 300:
-        raise UserError(
-            f"--backtest-days {backtest_days}: at most {len(index) - 300} with this history "
-            "(the models need about 300 days before the first origin)"
+    if start_ts > end_ts:
+        raise UserError(f"--start {start} is after --end {end}")
+    return start_ts, end_ts
+
+
+def _window(
+    history: pd.DataFrame,
+    backtest_days: int | None,
+    dates: tuple[pd.Timestamp, pd.Timestamp] | None,
+    horizon: int,
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last origin; refuses a window without one origin (``horizon``: the
+    shortest, an origin needs the close ``horizon`` days later)."""
+    from models.validation import origin_positions
+
+    bars = len(history)
+    if backtest_days is not None:
+        most = bars - WARM_UP_BARS
+        if most <= horizon:
+            raise UserError(
+                f"--backtest-days {backtest_days}: the history has {bars} bars, too short for "
+                f"a backtest: the models need about {WARM_UP_BARS} bars before the first "
+                f"origin and {horizon} after it ({WARM_UP_BARS + horizon + 1} in all)"
+            )
+        if backtest_days > most:
+            raise UserError(
+                f"--backtest-days {backtest_days}: at most {most} with this history "
+                f"({bars} bars; the models need about {WARM_UP_BARS} before the first origin)"
+            )
+        if backtest_days <= horizon:
+            raise UserError(
+                f"--backtest-days {backtest_days}: must be more than the shortest horizon "
+                f"({horizon}): the last {horizon} day(s) have no outcome yet"
+            )
+        return history.index[-backtest_days], history.index[-1]
+    assert dates is not None  # _window_dates gives dates unless --backtest-days
+    start, end = dates
+    if origin_positions(history, start, end, horizon).size == 0:
+        covers = (
+            f"the history covers {history.index[0].date()} .. {history.index[-1].date()}"
+            if bars
+            else "the history is empty"
         )
-    return index[-backtest_days], index[-1]
+        window = f"{start.date()} .. {end.date()}"
+        index = pd.DatetimeIndex(history.index)
+        if not ((index >= start) & (index <= end)).any():
+            raise UserError(f"no trading days with data in {window}: {covers}")
+        raise UserError(
+            f"no origin in {window} has a close {horizon} trading day(s) later: {covers}"
+        )
+    return start, end
 
 
 def _positive_int(text: str) -> int:
@@ -288,6 +429,14 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _days(text: str) -> int:
+    # The models refuse more steps (their path arrays would not fit in memory).
+    value = _positive_int(text)
+    if value > MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_STEPS} trading days, got {text!r}")
     return value
 
 
@@ -308,7 +457,18 @@ def _horizons(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected e.g. 1,5, got {text!r}") from None
     if not values or any(v < 1 for v in values) or list(values) != sorted(set(values)):
         raise argparse.ArgumentTypeError(f"expected ascending positive integers, got {text!r}")
+    if values[-1] > MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"expected horizons of at most {MAX_STEPS}, got {text!r}")
     return values
+
+
+def _percent(confidence: float) -> str:
+    """``confidence`` in percent, never rounded to 0 or 100 (0.999 is 99.9, not 100)."""
+    pct = 100 * confidence
+    decimals = 0 if abs(pct - round(pct)) < 1e-9 else 1
+    while decimals < 12 and not 0 < float(f"{pct:.{decimals}f}") < 100:
+        decimals += 1
+    return f"{pct:.{decimals}f}"
 
 
 def _finite(value: float) -> float | None:
