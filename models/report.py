@@ -11,6 +11,7 @@ import pandas as pd
 
 from models.scoring import (
     BOUND_COLUMNS,
+    CALIBRATION_BAND_PP,
     OUTCOME_COLUMNS,
     Kind,
     ScoreTable,
@@ -36,8 +37,18 @@ def _p(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def percent(share: float) -> str:
+    """``share`` in percent, never rounded to 0 or 100 (0.999 is 99.9, not 100)."""
+    pct = 100 * share
+    decimals = 0 if abs(pct - round(pct)) < 1e-9 else 1
+    while decimals < 12 and not 0 < float(f"{pct:.{decimals}f}") < 100:
+        decimals += 1
+    return f"{pct:.{decimals}f}"
+
+
 def format_score_table(table: ScoreTable) -> str:
-    """One table: a row per method (ranked), ``*`` marks coverage outside 90 ± 2 pp."""
+    """One table: a row per method (ranked), ``*`` marks coverage outside the nominal
+    level ± :data:`CALIBRATION_BAND_PP`."""
     dep = "Christ p" if table.horizon == 1 else "HAC p"
     header = [
         "method",
@@ -126,7 +137,8 @@ def format_report(result: ValidationResult, reference: str = "ensemble") -> str:
     ``reference`` (the ensemble) was walked, its average change against every method."""
     parts = [
         f"Walk-forward {result.start.date()} .. {result.end.date()}, "
-        f"confidence {result.confidence:.0%}; * = coverage outside 90 ± 2 pp; "
+        f"confidence {percent(result.confidence)}%; * = coverage outside "
+        f"{percent(result.confidence)} ± {CALIBRATION_BAND_PP:g} pp; "
         "DM p vs the best calibrated method (lowest IS %)"
     ]
     for h in result.horizons:
@@ -216,7 +228,7 @@ def plot_forecasts(
             color="tab:blue",
             alpha=0.25,
             lw=0,
-            label=f"{kind} {result.confidence:.0%} range, h={horizon}",
+            label=f"{kind} {percent(result.confidence)}% range, h={horizon}",
         )
         if kind == "close":
             ax.plot(dates, frame["close"], color="black", lw=0.6, label=f"close at t+{horizon}")

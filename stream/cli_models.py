@@ -16,7 +16,8 @@ import pandas as pd
 
 from config.loader import ConfigLoader
 from config.schema import MarkovConfig
-from connectors.data_sources import DataSourceError, load_history
+from connectors.data_sources import load_history
+from models.report import percent
 from models.returns import MAX_STEPS
 from stream.cli import UserError
 
@@ -283,7 +284,7 @@ _NEEDS = re.compile(r"needs? at least (\d+)(?= bars\b|$)")
 
 
 def format_forecast(result: dict[str, Any]) -> str:
-    pct = _percent(result["confidence"])
+    pct = percent(result["confidence"])
     vix = "n/a" if result["vix"] is None else f"{result['vix']:.2f}"
     lines = [
         f"{result['ticker']}  close {result['close']:.2f} on {result['as_of']}  "
@@ -325,19 +326,10 @@ def _history(
     config: MarkovConfig, ticker: str, days_back: int | None, data: Path | None
 ) -> pd.DataFrame:
     if data is not None:
-        _check_not_directory(data, "--data")
         return load_history(ticker, days_back, source="file", path=data)
     source = config.data.source
     path = config.data.path
-    if source == "file" and path is not None:
-        _check_not_directory(Path(path), "data.path")
     return load_history(ticker, days_back, source=source, path=path)
-
-
-def _check_not_directory(path: Path, where: str) -> None:
-    # The file source says "file not found" for a directory, which sends users looking.
-    if path.is_dir():
-        raise DataSourceError(f"{path}: is a directory ({where} expects a CSV or Parquet file)")
 
 
 def _check_output(flag: str, path: Path) -> None:
@@ -460,15 +452,6 @@ def _horizons(text: str) -> tuple[int, ...]:
     if values[-1] > MAX_STEPS:
         raise argparse.ArgumentTypeError(f"expected horizons of at most {MAX_STEPS}, got {text!r}")
     return values
-
-
-def _percent(confidence: float) -> str:
-    """``confidence`` in percent, never rounded to 0 or 100 (0.999 is 99.9, not 100)."""
-    pct = 100 * confidence
-    decimals = 0 if abs(pct - round(pct)) < 1e-9 else 1
-    while decimals < 12 and not 0 < float(f"{pct:.{decimals}f}") < 100:
-        decimals += 1
-    return f"{pct:.{decimals}f}"
 
 
 def _finite(value: float) -> float | None:

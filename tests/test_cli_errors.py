@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from connectors.data_sources import load_history
+from models.report import percent
 from models.returns import MAX_STEPS
 from stream import cli_models
 from stream.cli import EXIT_FAILURE, EXIT_USAGE, main
@@ -261,7 +262,7 @@ def test_failure_message_reads_what_the_members_need() -> None:
 )  # fmt: skip
 def test_confidence_is_never_rounded_to_100(confidence: float, shown: str) -> None:
     # Bug 5: --confidence 0.999 showed "confidence 100%".
-    assert cli_models._percent(confidence) == shown
+    assert percent(confidence) == shown
     result = {
         "ticker": "SPX", "close": 100.0, "as_of": "2018-12-31", "horizon": 5,
         "confidence": confidence, "vix": None, "regime": "low", "low": 90.0, "high": 110.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
@@ -355,6 +356,20 @@ def test_text_report_marks_uncalibrated(small_result: ValidationResult) -> None:
     assert f"{rec.cover:.2f}*" in text
     assert "Christ p" in text and "HAC p" in text and "n/a" in text
     assert "change of the mean IS" not in text  # no ensemble walked: no such section
+
+
+def test_report_header_states_the_confidence_and_its_band(
+    small_result: ValidationResult,
+) -> None:
+    assert (
+        format_report(small_result)
+        .splitlines()[0]
+        .startswith(
+            "Walk-forward 2018-01-01 .. 2018-12-31, confidence 90%; * = coverage outside 90 ± 2 pp;"
+        )
+    )
+    other = replace(small_result, confidence=0.999)
+    assert "confidence 99.9%; * = coverage outside 99.9 ± 2 pp;" in format_report(other)
 
 
 def test_text_report_average_change_against_each_method(small_result: ValidationResult) -> None:

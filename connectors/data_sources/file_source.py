@@ -80,6 +80,10 @@ class FileSource:
         return window(checked, start, end)
 
     def _read(self) -> pd.DataFrame:
+        if self.path.is_dir():
+            raise DataSourceError(
+                f"{self.path}: is a directory (--data expects a CSV or Parquet file)"
+            )
         if not self.path.is_file():
             raise DataSourceError(
                 f"{self.path}: file not found (--data expects a CSV or Parquet file)"
