@@ -18,7 +18,7 @@ from connectors.data_sources import load_history
 from models.report import percent
 from models.returns import MAX_STEPS
 from stream import cli_models
-from stream.cli import EXIT_FAILURE, EXIT_USAGE, main
+from stream.cli import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_USAGE, main
 
 
 @pytest.fixture(autouse=True)
@@ -270,3 +270,15 @@ def test_confidence_is_never_rounded_to_100(confidence: float, shown: str) -> No
     }  # fmt: skip
     header = cli_models.format_forecast(result).splitlines()[0]
     assert f"confidence {shown}%  " in header
+
+
+def test_a_reader_that_went_away_ends_quietly(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # `markov ensemble --json | head`: the write fails with EPIPE once head has exited.
+    def write_to_a_closed_pipe(args: argparse.Namespace) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli_models, "cmd_ensemble", write_to_a_closed_pipe)
+    assert main(["ensemble"]) == EXIT_BROKEN_PIPE
+    assert capfd.readouterr().err == ""
