@@ -56,8 +56,11 @@ def brownian_barrier(confidence: float) -> float:
     """Symmetric barrier ``X`` with ``P(sup |W_s| < X, s ≤ 1) = confidence``."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    # The stay probability is 1.4e-6 at 0.3 (the bracket that gives the published figures
+    # bit for bit) and 3e-54 at 0.1; at 10 it is 1 to float precision.
+    lo = 0.3 if brownian_stay_probability(0.3) < confidence else 0.1
     return float(
-        optimize.brentq(lambda x: brownian_stay_probability(x) - confidence, 0.3, 10.0, xtol=1e-12)
+        optimize.brentq(lambda x: brownian_stay_probability(x) - confidence, lo, 10.0, xtol=1e-12)
     )
 
 

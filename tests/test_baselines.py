@@ -53,6 +53,9 @@ def bar(history: pd.DataFrame, t: int) -> Bar:
 
 def test_brownian_barrier_matches_protocol() -> None:
     assert brownian_barrier(0.9) == pytest.approx(1.959964, abs=5e-7)
+    for confidence in (1e-9, 1e-6, 0.999999):  # 1e-9 raised "f(a) and f(b) must have ..."
+        x = brownian_barrier(confidence)
+        assert brownian_stay_probability(x) == pytest.approx(confidence, rel=1e-9)
     x = brownian_barrier(0.9)
     # Reflection: P(sup|W| ≥ x) ≤ 2·P(sup W ≥ x) = 4Φ(−x), equality up to double crossings.
     exit_p = 1 - brownian_stay_probability(x)
