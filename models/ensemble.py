@@ -309,14 +309,14 @@ class ModelEnsemble:
                 self._member_failures[name] = f"chain update failed: {exc}"
             for parts in self._part_cache.values():
                 parts.pop(name, None)
-        if refused:
-            raise ValueError("chain refused by " + "; ".join(refused))
         # The chain also moves the jump size and the consensus: recompute those members.
         for parts in self._part_cache.values():
             for name in [*self._consensus_fed(), "jump_diffusion_vix"]:
                 parts.pop(name, None)
         self._refresh_option_signals()
         self._cache.clear()
+        if refused:  # after the bookkeeping: another member may have taken the chain
+            raise ValueError("chain refused by " + "; ".join(refused))
 
     def _refresh_option_signals(self) -> None:
         """Cross-feed: the Delta UKF's smile sets the option factors and the jump size."""
@@ -452,7 +452,7 @@ class ModelEnsemble:
     ) -> EnsembleForecast:
         anchor = self._closes[-1] if self._closes else math.nan
         weights = self._weights(steps, parts)
-        raw = _average(anchor, parts, weights.weights) if self._closes else None
+        raw = _average(anchor, parts, weights.weights)  # None: no usable part (unfitted too)
         members = {n: MemberPart(n, r, weights.weights[n]) for n, r in parts.items()}
         if raw is None:
             why = "no member produced a usable range" if self._closes else "not fitted"

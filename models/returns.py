@@ -38,7 +38,9 @@ def checked_history(history: pd.DataFrame, min_rows: int) -> pd.DataFrame:
 
     ``close`` must be finite and positive on every row; ``open``, ``high``, ``low`` and
     ``vix`` may be missing (NaN, or no column: a close-only history) but where present
-    must be finite and positive, with ``low <= high``.
+    must be finite and positive, with ``low <= high``. The members' lenient form of
+    :func:`models.history.canonical_history` (which the ensemble and the data sources use):
+    a member also fits on a close-only frame, and refuses unsorted dates instead of sorting.
     """
     if not isinstance(history, pd.DataFrame):
         raise TypeError(f"history must be a pandas DataFrame, got {type(history).__name__}")
