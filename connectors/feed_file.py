@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,7 +247,7 @@ def _iter_feed(path: Path, raise_errors: bool, limit: int) -> Iterator[FeedRecor
                     yield FeedError(name, number, result, raw)
                     continue
                 yield FeedRecord(result.topic, result.key, result.ts, result.payload, number)
-        except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        except (EOFError, gzip.BadGzipFile, OSError, zlib.error) as exc:
             reason = f"unreadable compressed data after line {number} ({exc})"
             if raise_errors:
                 raise FeedFormatError(name, number + 1, reason) from exc

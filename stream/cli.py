@@ -17,6 +17,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from config.errors import ConfigError
@@ -32,6 +33,18 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a killed write
 
 class UserError(Exception):
     """An error whose message is all the user needs (one line, no traceback)."""
+
+
+def check_output_path(flag: str, path: Path) -> None:
+    """Refuse an output path that cannot be written, before the command spends minutes."""
+    parent = path.parent  # Path("x.png").parent is Path(".")
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a directory; give a file name")
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "no such directory"
+        raise UserError(f"{flag} {path}: {parent}: {what}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{flag} {path}: not writable")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import sys
 import time
@@ -19,7 +18,7 @@ from config.schema import MarkovConfig
 from connectors.data_sources import load_history
 from models.report import percent
 from models.returns import MAX_STEPS
-from stream.cli import UserError
+from stream.cli import UserError, check_output_path
 
 SYNTHETIC_NOTE = (
     "note: option chains are synthetic (generated from the VIX by models/smile.py); "
@@ -158,7 +157,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     dates = _window_dates(args.backtest_days, args.start, args.end)
     for flag, path in (("--csv", args.csv), ("--plot", args.plot)):
         if path is not None:
-            _check_output(flag, path)
+            check_output_path(flag, path)
     config = _config(args)
     ticker = args.ticker or config.data.default_ticker
     history = _history(config, ticker, None, args.data)
@@ -330,18 +329,6 @@ def _history(
     source = config.data.source
     path = config.data.path
     return load_history(ticker, days_back, source=source, path=path)
-
-
-def _check_output(flag: str, path: Path) -> None:
-    """Refuse an output path that cannot be written, before the walk spends minutes."""
-    parent = path.parent  # Path("x.png").parent is Path(".")
-    if path.is_dir():
-        raise UserError(f"{flag} {path}: is a directory; give a file name")
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "no such directory"
-        raise UserError(f"{flag} {path}: {parent}: {what}")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"{flag} {path}: not writable")
 
 
 def _window_dates(

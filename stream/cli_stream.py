@@ -133,14 +133,14 @@ def _embedded(config: MarkovConfig, feed: Path, speed: float, quiet: bool) -> in
 
 
 def _first_ts(feed: Path) -> int:
-    from connectors.feed_file import FeedFormatError, read_feed
+    from connectors.feed_file import FeedError, read_feed
 
-    try:
-        for record in read_feed(feed):
-            return record.ts
-    except FeedFormatError as exc:
-        raise _user_error(str(exc)) from None
-    raise _user_error(f"feed {feed} has no events")
+    # The first readable event: a malformed line is dead-lettered by the replay, wherever
+    # it is, so it must not refuse the feed when it happens to come first.
+    for item in read_feed(feed, on_error="yield"):
+        if not isinstance(item, FeedError):
+            return item.ts
+    raise _user_error(f"feed {feed} has no readable events")
 
 
 async def _summary(service: StreamService, out: TextIO = sys.stderr) -> None:
@@ -202,6 +202,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise _user_error(str(exc)) from None
     feed = Path(args.file)
+    if feed.is_dir():
+        raise _user_error(f"{feed}: is a directory; give a feed file (.jsonl or .jsonl.gz)")
     if not feed.exists():
         raise _user_error(f"feed file not found: {feed}")
     if args.to == "embedded":
@@ -224,6 +226,9 @@ def cmd_record(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.max_events is not None and args.max_events < 1:
         raise _user_error(f"--max-events must be >= 1, got {args.max_events}")
+    from stream.cli import check_output_path
+
+    check_output_path("--out", Path(args.out))
     stats = asyncio.run(
         record_kafka(config, args.out, max_events=args.max_events, idle_seconds=args.idle_seconds)
     )

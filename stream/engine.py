@@ -167,7 +167,10 @@ class Engine:
         interval_ns = int(sc.refit_interval_seconds * NS)
         self.symbols: dict[str, SymbolRuntime] = {}
         for symbol, (ensemble, history) in ensembles.items():
-            state = SymbolState(symbol, sc.bar_seconds, int(sc.publish_throttle_seconds * NS))
+            state = SymbolState(
+                symbol, sc.bar_seconds, int(sc.publish_throttle_seconds * NS),
+                history_end=history.index[-1] if len(history) else None,
+            )  # fmt: skip
             self.symbols[symbol] = SymbolRuntime(
                 state, ensemble, history, RefitScheduler(interval_ns, executor),
                 _tick_filters(symbol, ensemble, history), key=symbol.encode(),

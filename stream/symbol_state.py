@@ -72,6 +72,9 @@ class SymbolState:
     last_publish_ts: int | None = None
     last_price: float | None = None
     bars: list[Bar] = field(default_factory=list)  # bars closed since the warm-up history
+    # The warm-up history's last bar: the models have seen it, so a tick whose bar is not
+    # after it would reach them out of order (a feed older than the history).
+    history_end: pd.Timestamp | None = None
     _open: _OpenBar | None = None
 
     def check_chain(self, ts: int) -> None:
@@ -94,21 +97,29 @@ class SymbolState:
                 f"tick for {self.symbol} at ts {ts} is older than the symbol's last "
                 f"({self.last_tick_ts})"
             )
-        self.last_tick_ts = ts
-        self.last_price = price
         bar = self._open
         if bar is not None and bar.start_ns <= ts < bar.end_ns:
+            self.last_tick_ts = ts
+            self.last_price = price
             if price > bar.high:
                 bar.high = price
             elif price < bar.low:
                 bar.low = price
             bar.close = price
             return None
+        start, end, label = bar_bucket(ts, self.bar_seconds)
+        if self.history_end is not None and label <= self.history_end:
+            raise OutOfOrderError(
+                f"tick for {self.symbol} at ts {ts} falls in the bar of {label}, not after the "
+                f"models' warm-up history (it ends {self.history_end}): the feed is older "
+                "than the history the service started from"
+            )
+        self.last_tick_ts = ts
+        self.last_price = price
         closed = None
         if bar is not None:
             closed = bar.close_bar(vix)
             self.bars.append(closed)
-        start, end, label = bar_bucket(ts, self.bar_seconds)
         self._open = _OpenBar(start, end, label, price, price, price, price)
         return closed
 

@@ -121,7 +121,7 @@ def test_unwritable_output_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # os.access stands in for a read-only directory (the tests may run as root).
-    monkeypatch.setattr(cli_models.os, "access", lambda *args, **kwargs: False)
+    monkeypatch.setattr("stream.cli.os.access", lambda *args, **kwargs: False)
     out = tmp_path / "f.csv"
     code, _, err = run(["validate", "--backtest-days", "5", "--csv", str(out)], capsys)
     assert code == EXIT_FAILURE

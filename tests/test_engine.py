@@ -13,6 +13,7 @@ import orjson
 import pytest
 import websockets
 from test_stream_support import (
+    HISTORY_DAYS,
     embedded_service,
     encoded,
     expected_publications,
@@ -29,7 +30,9 @@ from models.base import ForecastModel
 from models.baselines import VixImpliedNormal
 from models.delta_ukf import DeltaUKF
 from models.ensemble import ModelEnsemble
+from stream.clock import EventClock
 from stream.ranges import FIELDS, RangeSchemaError, RangeTemplate, validate_range
+from stream.service import StreamService
 from stream.symbol_state import SymbolState, bar_bucket
 
 HORIZONS = ConfigLoader.default().forecast.horizons
@@ -335,3 +338,26 @@ async def test_a_chain_the_model_refuses_is_dead_lettered_and_changes_nothing() 
     reference, _ = await run_embedded(config, records, factory=with_delta_ukf)
     assert bus.topic("markov.ranges") == reference.topic("markov.ranges")
     assert len(bus.topic("markov.ranges")) > 500
+
+
+async def test_a_feed_older_than_the_warm_up_history_is_dead_lettered_not_a_crash() -> None:
+    # The service warmed up on history to 2018-12-31, then read a 2018-01 feed: the first
+    # bar reached the ensemble out of order and the engine crashed with a traceback.
+    records = feed_days(1)
+    config = make_config()
+    bus = EmbeddedBus()
+    for topic, key, value in encoded(config, records):
+        bus.append(topic, key, value)
+    service = StreamService(
+        config, bus=bus, clock=EventClock(), ensemble_factory=with_delta_ukf,
+        history_end="2018-12-31", days_back=HISTORY_DAYS, executor="thread", websocket=False,
+        input_complete=lambda: True,
+    )  # fmt: skip
+    await service.start()
+    await service.run()
+
+    ticks = sum(1 for r in records if r.topic == "markov.ticks")
+    letters = [orjson.loads(v) for _, v in bus.topic("markov.dlq")]
+    assert len(letters) == ticks and bus.topic("markov.ranges") == []
+    assert "not after the models' warm-up history (it ends 2018-12-31" in letters[0]["error"]
+    assert service.engine.stats.bars == 0  # type: ignore[union-attr]

@@ -178,6 +178,21 @@ def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
         list(read_feed(path))
 
 
+def test_damaged_gzip_data_is_reported(tmp_path: Path) -> None:
+    # Damage inside the deflate stream raises zlib.error, which escaped as a traceback.
+    path = tmp_path / "feed.jsonl.gz"
+    write_events(path, EVENTS * 200)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
+    path.write_bytes(bytes(data))
+    items = list(read_feed(path, on_error="yield"))
+    assert isinstance(items[-1], FeedError)
+    assert "unreadable compressed data" in items[-1].reason
+    with pytest.raises(FeedFormatError):  # the garbled line before it, or the data itself
+        list(read_feed(path))
+
+
 def test_reader_arguments_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="on_error"):
         read_feed(tmp_path / "x.jsonl", on_error="skip")  # type: ignore[call-overload]

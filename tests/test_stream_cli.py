@@ -64,6 +64,23 @@ def test_bad_arguments_are_user_errors(tmp_path: Path) -> None:
         call(["replay", str(tmp_path / "missing.jsonl")])
     with pytest.raises(SystemExit):
         parse(["replay", str(feed), "--to", "nowhere"])
+    with pytest.raises(UserError, match="is a directory; give a feed file"):
+        call(["replay", str(tmp_path)])  # IsADirectoryError traceback before
+    # Checked before connecting to a broker (there is none here): tracebacks before.
+    with pytest.raises(UserError, match=r"--out .*: is a directory; give a file name"):
+        call(["record", "--out", str(tmp_path)])
+    with pytest.raises(UserError, match="no such directory"):
+        call(["record", "--out", str(tmp_path / "missing" / "x.jsonl")])
+
+
+def test_a_bad_first_line_is_dead_lettered_like_any_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It refused the whole feed ("line 1: invalid JSON") while line 101 was dead-lettered.
+    good = write_feed(tmp_path / "good.jsonl", feed_days(1)[:200])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"{not json\n" + good.read_bytes())
+    assert call(["replay", str(bad), "--to", "embedded", "--speed", "max", *FAST]) == 0
 
 
 def test_unreachable_broker_is_one_error() -> None:
