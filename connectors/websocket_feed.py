@@ -63,7 +63,9 @@ class WebSocketFeed:
         self._queue_size = queue_size
         self._heartbeat_seconds = heartbeat_seconds
         self._clients: set[_Client] = set()
-        self._latest: dict[str, bytes] = {}  # symbol -> latest range JSON
+        # symbol -> horizon -> latest range JSON: a snapshot holds every horizon's range
+        # (keyed by symbol alone it held only the last horizon published).
+        self._latest: dict[str, dict[int, bytes]] = {}
         self._last_seq: dict[str, int] = {}
         self._server: Server | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -97,9 +99,9 @@ class WebSocketFeed:
             self._server.close()
             await self._server.wait_closed()
 
-    def publish(self, symbol: str, seq: int, range_json: bytes) -> None:
+    def publish(self, symbol: str, seq: int, range_json: bytes, horizon: int) -> None:
         """Queue a range (the JSON of the range message) for every subscriber; never waits."""
-        self._latest[symbol] = range_json
+        self._latest.setdefault(symbol, {})[horizon] = range_json
         self._last_seq[symbol] = seq
         message = b'{"type":"range",' + range_json[1:]
         for client in list(self._clients):
@@ -151,7 +153,9 @@ class WebSocketFeed:
             client.symbols.difference_update(symbols)
         self._offer(client, _dump({"type": "subscribed", "symbols": sorted(client.symbols)}))
         if new:
-            snapshot = [self._latest[s] for s in new if s in self._latest]
+            snapshot = [
+                message for s in new for _, message in sorted(self._latest.get(s, {}).items())
+            ]
             self._offer(client, b'{"type":"snapshot","ranges":[' + b",".join(snapshot) + b"]}")
 
     def _error(self, client: _Client, reason: str) -> None:

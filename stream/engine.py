@@ -459,7 +459,7 @@ class Engine:
             message = template.encode(ts, seq, price, vix, tick_vol)
             acks.append(await send(ranges_topic, key, message))
             if ws is not None:
-                ws.publish(symbol, seq, message)
+                ws.publish(symbol, seq, message, template.horizon)
             if on_range is not None:
                 on_range(symbol, seq, message)
         self.stats.ranges += len(templates)

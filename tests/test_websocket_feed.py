@@ -30,17 +30,28 @@ async def feed() -> Any:
     await f.stop()
 
 
+async def test_the_snapshot_holds_the_latest_range_of_every_horizon(feed: WebSocketFeed) -> None:
+    # Keyed by symbol alone, it held only the horizon published last (h=5, seq 4 here).
+    for seq, horizon in [(1, 1), (2, 5), (3, 1), (4, 5)]:
+        feed.publish("SPX", seq, range_json("SPX", seq), horizon)
+    async with connect(feed.url) as ws:
+        await ws.send(orjson.dumps({"type": "subscribe", "symbols": ["SPX"]}).decode())
+        assert (await recv(ws))["type"] == "subscribed"
+        snapshot = await recv(ws)
+        assert [r["seq"] for r in snapshot["ranges"]] == [3, 4]
+
+
 async def test_subscribe_ack_snapshot_then_updates_and_heartbeat(feed: WebSocketFeed) -> None:
-    feed.publish("SPX", 1, range_json("SPX", 1))
+    feed.publish("SPX", 1, range_json("SPX", 1), 1)
     async with connect(feed.url) as ws:
         await ws.send(orjson.dumps({"type": "subscribe", "symbols": ["SPX", "NDX"]}).decode())
         assert await recv(ws) == {"type": "subscribed", "symbols": ["NDX", "SPX"]}
         snapshot = await recv(ws)
         assert snapshot["type"] == "snapshot"
         assert [r["seq"] for r in snapshot["ranges"]] == [1]
-        feed.publish("SPX", 2, range_json("SPX", 2))
-        feed.publish("QQQ", 1, range_json("QQQ", 1))  # not subscribed: never delivered
-        feed.publish("NDX", 1, range_json("NDX", 1))
+        feed.publish("SPX", 2, range_json("SPX", 2), 1)
+        feed.publish("QQQ", 1, range_json("QQQ", 1), 1)  # not subscribed: never delivered
+        feed.publish("NDX", 1, range_json("NDX", 1), 1)
         seen: list[tuple[str, int]] = []
         heartbeat: dict[str, Any] | None = None
         while len(seen) < 2 or heartbeat is None:
@@ -100,7 +111,7 @@ async def test_slow_client_is_dropped_and_fast_client_gets_everything() -> None:
 
             reader = asyncio.create_task(read_fast())
             for seq in range(1, 301):
-                feed.publish("SPX", seq, range_json("SPX", seq, pad=100_000))
+                feed.publish("SPX", seq, range_json("SPX", seq, pad=100_000), 1)
                 await asyncio.sleep(0.002)  # the engine's loop runs between publications
             await asyncio.wait_for(reader, 10)
             assert received == list(range(1, 301))
