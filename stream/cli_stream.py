@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from connectors.embedded_bus import EmbeddedBus
 from connectors.kafka_transport import BrokerUnavailableError, KafkaSink
 from stream.clock import EventClock, WallClock
 from stream.feeds import BUNDLED_FEED
-from stream.record import record_kafka
+from stream.record import RecordStats, record_kafka
 from stream.replay import BusTarget, SinkTarget, load_into_bus, parse_speed, replay
 from stream.service import StreamService, run_until_signal
 from stream.symbol_state import EXCHANGE_TZ
@@ -229,8 +230,23 @@ def cmd_record(args: argparse.Namespace) -> int:
     from stream.cli import check_output_path
 
     check_output_path("--out", Path(args.out))
-    stats = asyncio.run(
-        record_kafka(config, args.out, max_events=args.max_events, idle_seconds=args.idle_seconds)
-    )
+
+    async def until_signal() -> RecordStats:
+        # SIGTERM killed the process mid-write (a truncated gzip, events lost); both
+        # signals now end the loop at the next poll, and the file is closed whole.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            return await record_kafka(
+                config, args.out, max_events=args.max_events,
+                idle_seconds=args.idle_seconds, stop=stop,
+            )  # fmt: skip
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    stats = asyncio.run(until_signal())
     print(f"recorded {stats.written:,} events to {args.out} ({stats.skipped} unreadable skipped)")
     return 0
