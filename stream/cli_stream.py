@@ -27,7 +27,14 @@ from connectors.kafka_transport import BrokerUnavailableError, KafkaSink
 from stream.clock import EventClock, WallClock
 from stream.feeds import BUNDLED_FEED
 from stream.record import RecordStats, record_kafka
-from stream.replay import BusTarget, SinkTarget, load_into_bus, parse_speed, replay
+from stream.replay import (
+    BusTarget,
+    ReplayStats,
+    SinkTarget,
+    load_into_bus,
+    parse_speed,
+    replay,
+)
 from stream.service import StreamService, run_until_signal
 from stream.symbol_state import EXCHANGE_TZ
 
@@ -114,22 +121,31 @@ def _embedded(config: MarkovConfig, feed: Path, speed: float, quiet: bool) -> in
         input_complete=done.is_set,
     )  # fmt: skip
 
-    async def main() -> None:
+    async def main() -> ReplayStats:
         if speed == 0:
-            load_into_bus(bus, feed, config)
+            stats = load_into_bus(bus, feed, config)
             done.set()
             await _serve(service, quiet)
-            return
+            return stats
         serving = asyncio.create_task(_serve(service, quiet))
         while service.engine is None and not serving.done():
             await asyncio.sleep(0.05)
-        await replay(feed, BusTarget(bus), config, speed=speed)
+        stats = await replay(feed, BusTarget(bus), config, speed=speed)
         done.set()
         await serving
+        return stats
 
     started = time.perf_counter()
-    asyncio.run(main())
+    stats = asyncio.run(main())
     _report(service, sys.stdout, time.perf_counter() - started)
+    if stats.malformed:
+        # The engine never sees these lines (the replay dead-letters them), so its own
+        # count above leaves them out: say so, or a truncated feed looks complete.
+        print(
+            f"feed       {stats.malformed} malformed or unreadable line(s) dead-lettered, "
+            f"first {stats.first_error}",
+            file=sys.stdout,
+        )
     return 0
 
 

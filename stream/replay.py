@@ -49,6 +49,7 @@ def topic_map(config: MarkovConfig) -> dict[str, str]:
 class ReplayStats:
     events: int = 0
     malformed: int = 0
+    first_error: str | None = None  # "line N: reason" of the first malformed line
     first_ts: int | None = None
     last_ts: int | None = None
 
@@ -143,6 +144,8 @@ def _encoded(
     for item in read_feed(path, on_error="yield"):
         if isinstance(item, FeedError):
             stats.malformed += 1
+            if stats.first_error is None:
+                stats.first_error = f"line {item.line}: {item.reason}"
             letter = orjson.dumps(
                 {
                     "source": item.path,

@@ -85,6 +85,9 @@ def test_a_bad_first_line_is_dead_lettered_like_any_other(
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b"{not json\n" + good.read_bytes())
     assert call(["replay", str(bad), "--to", "embedded", "--speed", "max", *FAST]) == 0
+    # The replay dead-letters it before the engine: the report says so (it said nothing).
+    out = capsys.readouterr().out
+    assert "feed       1 malformed or unreadable line(s) dead-lettered, first line 1:" in out
 
 
 def test_unreachable_broker_is_one_error() -> None:
