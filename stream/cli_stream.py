@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import signal
@@ -130,7 +131,19 @@ def _embedded(config: MarkovConfig, feed: Path, speed: float, quiet: bool) -> in
         serving = asyncio.create_task(_serve(service, quiet))
         while service.engine is None and not serving.done():
             await asyncio.sleep(0.05)
-        stats = await replay(feed, BusTarget(bus), config, speed=speed)
+        stats = ReplayStats()
+        feeding = asyncio.create_task(
+            replay(feed, BusTarget(bus), config, speed=speed, stats=stats)
+        )
+        await asyncio.wait({serving, feeding}, return_when=asyncio.FIRST_COMPLETED)
+        if not feeding.done():
+            # A signal stopped the service: the paced replay (which can sleep through an
+            # overnight gap for minutes) must not go on feeding a stopped engine.
+            feeding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeding
+        else:
+            feeding.result()  # its error, if any
         done.set()
         await serving
         return stats
@@ -229,11 +242,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
     async def to_kafka() -> None:
         sink = KafkaSink(config.stream.kafka.bootstrap_servers)
         await sink.start()
+        stats = ReplayStats()
+        feeding = asyncio.ensure_future(
+            replay(feed, SinkTarget(sink), config, speed=speed, stats=stats)
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a paced replay sleeps for minutes
+            loop.add_signal_handler(sig, feeding.cancel)
+        interrupted = False
         try:
-            stats = await replay(feed, SinkTarget(sink), config, speed=speed)
+            await feeding
+        except asyncio.CancelledError:
+            interrupted = True
         finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
             await sink.stop()
-        print(f"replayed {stats.events:,} events ({stats.malformed} malformed lines dead-lettered)")
+        print(
+            f"replayed {stats.events:,} events ({stats.malformed} malformed lines "
+            f"dead-lettered){' before it was interrupted' if interrupted else ''}"
+        )
 
     asyncio.run(to_kafka())
     return 0

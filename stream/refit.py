@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import pickle
+import signal
 from collections.abc import Mapping
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,7 +48,16 @@ def make_executor(kind: ExecutorKind = "process", workers: int = 1) -> Executor:
         raise ValueError(f"executor kind must be 'process' or 'thread', got {kind!r}")
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_ignore_interrupts
+    )
+
+
+def _ignore_interrupts() -> None:
+    """Pool workers leave Ctrl-C to the service: the terminal sends SIGINT to the whole
+    process group, and a worker would die with a KeyboardInterrupt traceback while the
+    service shuts down in order (and shuts the pool down with it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def ready() -> bool:

@@ -108,11 +108,15 @@ async def replay(
     *,
     speed: float = 0.0,
     sleep: float = 0.0005,
+    stats: ReplayStats | None = None,
 ) -> ReplayStats:
-    """Send every event of ``path`` to ``target``, paced by event time at ``speed``."""
+    """Send every event of ``path`` to ``target``, paced by event time at ``speed``.
+
+    ``stats`` (a fresh one by default) counts as it goes, so a caller that cancels the
+    replay still knows how far it got."""
     if speed < 0:
         raise ValueError(f"speed must be >= 0 (0 = full speed), got {speed}")
-    stats = ReplayStats()
+    stats = ReplayStats() if stats is None else stats
     start_wall = time.monotonic()
     for sent, (topic, key, value, record) in enumerate(_encoded(path, config, stats), 1):
         if record is not None:

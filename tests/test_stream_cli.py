@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -152,3 +153,19 @@ def test_sigterm_stops_record_with_a_whole_file_and_its_report(
     written = int(stdout.split("recorded ", 1)[1].split(" events", 1)[0].replace(",", ""))
     assert 0 < written <= len(records)
     assert len(list(read_feed(out))) == written  # a whole gzip, read to its end
+
+
+def test_ctrl_c_stops_a_paced_replay_with_its_report(tmp_path: Path) -> None:
+    # At --speed 100 the overnight gap is a 10-minute sleep: Ctrl-C stopped the engine but
+    # the replay slept on, and the refit worker died with a KeyboardInterrupt traceback.
+    feed = write_feed(tmp_path / "two.jsonl", feed_days(2))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "replay", str(feed), "--speed", "100", *FAST,
+         "--set", "ensemble.models=[{name: ekpf, weight: 1}]"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    time.sleep(15)  # start-up, then the first session's ticks
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert stdout.startswith("events ") and "Traceback" not in stderr
