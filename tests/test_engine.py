@@ -14,6 +14,7 @@ import pytest
 import websockets
 from test_stream_support import (
     HISTORY_DAYS,
+    bus_with,
     embedded_service,
     encoded,
     expected_publications,
@@ -109,9 +110,7 @@ async def test_bad_input_goes_to_the_dead_letter_topic_with_exact_counts() -> No
     # Insert the bad ticks in the middle of the session, after the tick at mid_ts.
     at = ticks[len(ticks) // 2][0] + 1
     stream = good[:at] + [("markov.ticks", b"SPX", v) for v, _ in bad] + good[at:]
-    bus = EmbeddedBus()
-    for topic, key, value in stream:
-        bus.append(topic, key, value)
+    bus = bus_with(stream)
     service = embedded_service(config, bus)
     await service.start()
     await service.run()
@@ -133,9 +132,7 @@ async def test_bad_input_goes_to_the_dead_letter_topic_with_exact_counts() -> No
 async def test_abrupt_stop_then_restart_loses_nothing_and_duplicates_share_seq() -> None:
     records = feed_days(3)
     config = make_config()
-    bus = EmbeddedBus()
-    for topic, key, value in encoded(config, records):
-        bus.append(topic, key, value)
+    bus = bus_with(encoded(config, records))
     reference, _ = await run_embedded(config, records)
     expected = reference.topic("markov.ranges")
 
@@ -279,9 +276,7 @@ async def test_a_complete_replay_ends_without_waiting_out_a_poll() -> None:
     wait for more (a replay would otherwise end a poll timeout late)."""
     records = feed_days(1)
     config = make_config()
-    bus = EmbeddedBus()
-    for topic, key, value in encoded(config, records):
-        bus.append(topic, key, value)
+    bus = bus_with(encoded(config, records))
     service = embedded_service(config, bus)
     await service.start()
     source = service.source
@@ -322,9 +317,7 @@ async def test_a_chain_the_model_refuses_is_dead_lettered_and_changes_nothing() 
     msg["ts"] += 1
     msg["quotes"] = [{**q, "iv": 100 * q["iv"]} for q in msg["quotes"]]
     stream = [*good[: at + 1], ("markov.options", b"SPX", orjson.dumps(msg)), *good[at + 1 :]]
-    bus = EmbeddedBus()
-    for topic, key, value in stream:
-        bus.append(topic, key, value)
+    bus = bus_with(stream)
     service = embedded_service(config, bus, factory=with_delta_ukf)
     await service.start()
     await service.run()
@@ -345,9 +338,7 @@ async def test_a_feed_older_than_the_warm_up_history_is_dead_lettered_not_a_cras
     # bar reached the ensemble out of order and the engine crashed with a traceback.
     records = feed_days(1)
     config = make_config()
-    bus = EmbeddedBus()
-    for topic, key, value in encoded(config, records):
-        bus.append(topic, key, value)
+    bus = bus_with(encoded(config, records))
     service = StreamService(
         config, bus=bus, clock=EventClock(), ensemble_factory=with_delta_ukf,
         history_end="2018-12-31", days_back=HISTORY_DAYS, executor="thread", websocket=False,

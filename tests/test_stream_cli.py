@@ -97,6 +97,13 @@ def test_unreachable_broker_is_one_error() -> None:
               "--set", "stream.kafka.bootstrap_servers=127.0.0.1:1"])  # fmt: skip
 
 
+def _kafka_sets(kafka_broker: LocalKafka, prefix: str) -> list[str]:
+    """--set options that point the CLI at the test broker and this test's topics."""
+    items = [f"stream.kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
+             *topic_overrides(prefix)]  # fmt: skip
+    return [arg for item in items for arg in ("--set", item)]
+
+
 @pytest.mark.kafka
 def test_replay_to_kafka_then_record_round_trips(
     kafka_broker: LocalKafka, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -105,12 +112,7 @@ def test_replay_to_kafka_then_record_round_trips(
     feed = write_feed(tmp_path / "in.jsonl.gz", records)
     prefix = f"r{uuid.uuid4().hex[:8]}"
     kafka_broker.create_topics([f"{prefix}.ticks", f"{prefix}.vix", f"{prefix}.options"])
-    sets: list[str] = []
-    for item in [
-        f"stream.kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
-        *topic_overrides(prefix),
-    ]:
-        sets += ["--set", item]
+    sets = _kafka_sets(kafka_broker, prefix)
     assert call(["replay", str(feed), "--to", "kafka", *sets]) == 0
     assert f"replayed {len(records):,} events" in capsys.readouterr().out
     out = tmp_path / "recorded.jsonl"
@@ -130,12 +132,7 @@ def test_sigterm_stops_record_with_a_whole_file_and_its_report(
     records = feed_days(1)
     prefix = f"t{uuid.uuid4().hex[:8]}"
     kafka_broker.create_topics([f"{prefix}.ticks", f"{prefix}.vix", f"{prefix}.options"])
-    sets: list[str] = []
-    for item in [
-        f"stream.kafka.bootstrap_servers={kafka_broker.bootstrap_servers}",
-        *topic_overrides(prefix),
-    ]:
-        sets += ["--set", item]
+    sets = _kafka_sets(kafka_broker, prefix)
     assert (
         call(["replay", str(write_feed(tmp_path / "in.jsonl", records)), "--to", "kafka", *sets])
         == 0

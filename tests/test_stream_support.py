@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +134,18 @@ def embedded_service(
     )  # fmt: skip
 
 
+def bus_with(stream: Iterable[tuple[str, bytes | None, bytes]]) -> EmbeddedBus:
+    """An in-process bus holding ``(topic, key, value)`` records, in order."""
+    bus = EmbeddedBus()
+    for topic, key, value in stream:
+        bus.append(topic, key, value)
+    return bus
+
+
 async def run_embedded(
     config: MarkovConfig, records: Sequence[FeedRecord], **kwargs: Any
 ) -> tuple[EmbeddedBus, StreamService]:
-    bus = EmbeddedBus()
-    for topic, key, value in encoded(config, records):
-        bus.append(topic, key, value)
+    bus = bus_with(encoded(config, records))
     service = embedded_service(config, bus, **kwargs)
     await service.start()
     await asyncio.wait_for(service.run(), 120)
