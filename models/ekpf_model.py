@@ -38,6 +38,7 @@ class EKPFModel:
     """The ``ekpf`` member."""
 
     name = "ekpf"
+    min_bars = 300  # the QML estimate needs a year or so of returns; the longest warm-up
 
     def __init__(
         self,
@@ -74,7 +75,7 @@ class EKPFModel:
         """
         from rust_filters import EKPF
 
-        history = checked_history(history, min_rows=300)
+        history = checked_history(history, min_rows=self.min_bars)
         close = history["close"].to_numpy(float)
         y = 100.0 * np.diff(np.log(close))[-self.window :]
         mean = float(y.mean())

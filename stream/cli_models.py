@@ -16,6 +16,7 @@ import pandas as pd
 from config.loader import ConfigLoader
 from config.schema import MarkovConfig
 from connectors.data_sources import load_history
+from models.ekpf_model import EKPFModel
 from models.report import percent
 from models.returns import MAX_STEPS
 from stream.cli import UserError, check_output_path
@@ -27,8 +28,8 @@ SYNTHETIC_NOTE = (
 
 DEFAULT_START = "2015-01-01"
 DEFAULT_END = "2018-12-31"
-# Bars the members need before the first origin (the longest warm-up, ekpf's 300).
-WARM_UP_BARS = 300
+# Bars the members need before the first origin: the longest warm-up, the EKPF's.
+WARM_UP_BARS = EKPFModel.min_bars
 
 
 class ForecastFailedError(UserError):
@@ -271,8 +272,9 @@ def forecast_ticker(
 
 def _failure_message(ticker: str, reason: str, bars: int, member_reasons: list[str]) -> str:
     message = f"{ticker}: forecast failed: {reason}; the history has {bars} bars"
-    # The members say how many bars they need ("... needs at least 101", "need at least 30
-    # bars of history"); the smallest gives a range, the largest all of them.
+    # The members say how many bars they need (returns.checked_history: "need at least 30
+    # bars of history"; or a reason ending "needs at least 101"); the smallest gives a
+    # range, the largest all of them.
     needs = [int(n) for r in member_reasons for n in _NEEDS.findall(r)]
     if needs:
         message += f", the members need at least {min(needs)} ({max(needs)} for all of them)"
