@@ -173,34 +173,32 @@ class ModelEnsemble:
         self._options = OptionSignals()
         self._fitted = False
         self._last_ts: Any = None
-        cal = config.calibration
-        self._tracked = _Tracked(
-            calibrators={
-                # Feedback at horizon h arrives h steps late and consecutive outcomes share
-                # h-1 days, so each update carries less news than at h = 1: step gamma/√h
-                # (chosen over gamma/h and gamma on 2010–2013 data, before the test window).
-                (h, kind): TailCalibrator(
-                    tail=(1 - self.confidence) / 2, gamma=cal.gamma / math.sqrt(h)
-                )
-                for h in self.horizons
-                for kind in ("close", "path")
-            },
-            skill={h: SkillTracker(config.weighting.skill_window) for h in self.horizons},
-        )
+        self._tracked = self._new_tracked()
 
     # -- the ForecastModel verbs ------------------------------------------------------
 
-    def fit(self, history: pd.DataFrame) -> EnsembleFit:
+    def fit(
+        self, history: pd.DataFrame, *, progress: Callable[[int, int], None] | None = None
+    ) -> EnsembleFit:
         """Fit every member on ``history`` (daily bars; a ``vix`` column is optional) and
-        return an :class:`EnsembleFit`. A bad row is one :class:`HistoryError` line."""
+        return an :class:`EnsembleFit`. A bad row is one :class:`HistoryError` line.
+
+        A first fit warms the calibration and skill state up by walking the last
+        ``burn_in`` bars, calling ``progress(done, total)`` after each. An exception that
+        ``progress`` raises (a caller cancelling) stops the fit and leaves the ensemble
+        unfitted.
+        """
         history = canonical_history(history, vix_optional=True)
         warm = not self._fitted and self.burn_in > 0 and len(history) > 2 * self.burn_in
         if warm:
-            head = history.iloc[: len(history) - self.burn_in]
-            self._fit_members(head)
-            self._reset_history(head)
-            for ts, row in history.iloc[len(head) :].iterrows():
-                self.update(Bar.from_row(ts, row))
+            try:
+                self._warm_up(history, progress)
+            except BaseException:
+                self._reset_history(history.iloc[:0])
+                self._last_ts = None
+                self._cache.clear()
+                self._part_cache.clear()
+                raise
         results = self._fit_members(history)
         if not warm:
             advancing = self._last_ts is not None and history.index[-1] > self._last_ts
@@ -359,6 +357,22 @@ class ModelEnsemble:
 
     # -- internals --------------------------------------------------------------------
 
+    def _new_tracked(self) -> _Tracked:
+        cal = self.config.calibration
+        return _Tracked(
+            calibrators={
+                # Feedback at horizon h arrives h steps late and consecutive outcomes share
+                # h-1 days, so each update carries less news than at h = 1: step gamma/√h
+                # (chosen over gamma/h and gamma on 2010–2013 data, before the test window).
+                (h, kind): TailCalibrator(
+                    tail=(1 - self.confidence) / 2, gamma=cal.gamma / math.sqrt(h)
+                )
+                for h in self.horizons
+                for kind in ("close", "path")
+            },
+            skill={h: SkillTracker(self.config.weighting.skill_window) for h in self.horizons},
+        )
+
     def _fit_members(self, history: pd.DataFrame) -> dict[str, FitResult]:
         results: dict[str, FitResult] = {}
         for name, member in self.members.items():
@@ -368,6 +382,18 @@ class ModelEnsemble:
             except Exception as exc:
                 self._member_failures[name] = f"fit failed: {exc}"
         return results
+
+    def _warm_up(self, history: pd.DataFrame, progress: Callable[[int, int], None] | None) -> None:
+        # From fresh state, so that a fit after an interrupted one is a first fit again.
+        self._tracked = self._new_tracked()
+        self._pending.clear()
+        head = history.iloc[: len(history) - self.burn_in]
+        self._fit_members(head)
+        self._reset_history(head)
+        for done, (ts, row) in enumerate(history.iloc[len(head) :].iterrows(), start=1):
+            self.update(Bar.from_row(ts, row))
+            if progress is not None:
+                progress(done, self.burn_in)
 
     def _reset_history(self, history: pd.DataFrame) -> None:
         self._closes = history["close"].astype(float).tolist()

@@ -231,7 +231,20 @@ def forecast_ticker(
     from models.ensemble import ModelEnsemble
 
     history = _history(config, ticker, config.data.default_days_back, data)
-    fc = ModelEnsemble(config, horizons=(days,)).fit(history).forecast(days, confidence)
+    # The first fit walks its last year of bars to warm the calibration up (most of the
+    # 20 s): a terminal gets a progress bar instead of silence.
+    bar = _ProgressBar(1) if sys.stderr.isatty() else None
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar(f"{ticker} warm-up", done, total)
+
+    try:
+        fit = ModelEnsemble(config, horizons=(days,)).fit(history, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    fc = fit.forecast(days, confidence)
     r = fc.range
     result = {
         "ticker": ticker,
@@ -478,5 +491,5 @@ class _ProgressBar:
               file=sys.stderr, flush=True)  # fmt: skip
 
     def close(self) -> None:
-        if self._tty:
+        if self._tty and self._done:  # end the bar's line, if it drew one
             print(file=sys.stderr)

@@ -179,6 +179,10 @@ async def _summary(service: StreamService, out: TextIO = sys.stderr) -> None:
         await asyncio.sleep(0.5 if tty else 5.0)
         engine = service.engine
         if engine is None:
+            if service.warm_up_progress is not None:
+                symbol, done, total = service.warm_up_progress
+                line = f"warming up {symbol}: {done}/{total} bars"
+                print(("\r" + line) if tty else line, end="" if tty else "\n", file=out, flush=True)
             continue
         s = engine.stats
         ws = service.websocket
@@ -192,6 +196,15 @@ async def _summary(service: StreamService, out: TextIO = sys.stderr) -> None:
 
 def _report(service: StreamService, out: TextIO, seconds: float | None = None) -> None:
     engine = service.engine
+    if service.stopped_during_warm_up and service.warm_up_progress is not None:
+        symbol, done, total = service.warm_up_progress
+        print(file=sys.stderr)
+        print(
+            f"stopped during the warm-up ({symbol}: {done}/{total} bars, "
+            f"{service.warm_up_seconds:.1f} s): no event was consumed",
+            file=out,
+        )
+        return
     if engine is None:
         return
     s = engine.stats

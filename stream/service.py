@@ -69,6 +69,10 @@ def baseline_ensemble(config: MarkovConfig, symbol: str) -> ModelEnsemble:
     )
 
 
+class WarmUpInterruptedError(Exception):
+    """A stop was requested while the ensembles warmed up (raised in the warm-up thread)."""
+
+
 class StreamService:
     """One instance of the streaming service, embedded or on Kafka (``config.stream.mode``)."""
 
@@ -114,6 +118,9 @@ class StreamService:
         self._started: list[Any] = []
         self._stop_requested = False
         self._hot = False  # the GC settings of stream.heap are in force
+        # (symbol, bars done, bars in all) while an ensemble warms up, for progress lines
+        self.warm_up_progress: tuple[str, int, int] | None = None
+        self.stopped_during_warm_up = False  # a signal came first: nothing was consumed
 
     # -- start-up ---------------------------------------------------------------------
 
@@ -151,18 +158,8 @@ class StreamService:
         self.source = source
         self._started.append(source)
 
-        warm_up = time.perf_counter()
-        ensembles = {s: self._warm_up(s) for s in cfg.tickers}
-        self.warm_up_seconds = time.perf_counter() - warm_up
-
-        if isinstance(self._executor_spec, str):
-            self.executor = make_executor(self._executor_spec)
-            self._own_executor = True
-        else:
-            self.executor = self._executor_spec
-        if self.executor is not None:
-            await asyncio.get_running_loop().run_in_executor(self.executor, refit_ready)
-
+        # Bind the WebSocket port before the warm-up: a port in use is one line at once,
+        # not after twenty seconds of fitting.
         if self.websocket_enabled:
             ws = self.config.websocket
             self.websocket = WebSocketFeed(
@@ -171,6 +168,36 @@ class StreamService:
             )  # fmt: skip
             await self.websocket.start()
             self._started.append(self.websocket)
+
+        loop = asyncio.get_running_loop()
+        if isinstance(self._executor_spec, str):
+            self.executor = make_executor(self._executor_spec)
+            self._own_executor = True
+        else:
+            self.executor = self._executor_spec
+        # The refit worker boots while the ensembles warm up.
+        booting = None
+        if self.executor is not None:
+            booting = loop.run_in_executor(self.executor, refit_ready)
+
+        # The warm-up runs in a thread: the loop stays free for the consumer's heartbeats
+        # and for a signal, which stops it at the next bar instead of after the whole fit.
+        warm_up = time.perf_counter()
+        ensembles = {}
+        try:
+            for symbol in cfg.tickers:
+                ensembles[symbol] = await asyncio.to_thread(self._warm_up, symbol)
+        except WarmUpInterruptedError:
+            self.stopped_during_warm_up = True
+        finally:
+            self.warm_up_seconds = time.perf_counter() - warm_up
+            if booting is not None:
+                await asyncio.wait({booting})
+        if self.stopped_during_warm_up:
+            await self._close()
+            return
+        if booting is not None:
+            booting.result()  # a worker that cannot start is an error here, not at a refit
 
         self.engine = Engine(
             self.config, self.source, self.sink, ensembles,
@@ -190,13 +217,24 @@ class StreamService:
             symbol, self.days_back, source=data.source, path=data.path, end=self.history_end
         )
         ensemble = self.ensemble_factory(self.config, symbol)
-        ensemble.fit(history)
+        self.warm_up_progress = (symbol, 0, ensemble.burn_in)
+
+        def progress(done: int, total: int) -> None:
+            self.warm_up_progress = (symbol, done, total)
+            if self._stop_requested:
+                raise WarmUpInterruptedError(symbol)
+
+        if self._stop_requested:
+            raise WarmUpInterruptedError(symbol)
+        ensemble.fit(history, progress=progress)
         return ensemble, history
 
     # -- running and stopping ---------------------------------------------------------
 
     async def run(self) -> None:
         """Run the engine until stopped or (with ``input_complete``) idle; then close."""
+        if self.stopped_during_warm_up:
+            return  # start() already closed everything
         if self.engine is None:
             raise RuntimeError("start() the service first")
         try:

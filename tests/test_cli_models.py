@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import sys
 import types
 from collections.abc import Iterator
@@ -59,6 +60,30 @@ def small_config(tmp_path: Path) -> Path:
     path = tmp_path / "small.yaml"
     path.write_text(SMALL)
     return path
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_sees_the_warm_up_walk_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first fit walks its last 250 bars (most of `markov forecast`'s 20 s), silently.
+    member = {"name": "har_quantile", "weight": 1}
+    config = ConfigLoader.from_dict(
+        {"ensemble": {"models": [member]}, "data": {"default_days_back": 510}}
+    )
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    cli_models.forecast_ticker(config, "SPX", 1, 0.9, data=None)
+    last = terminal.getvalue().rsplit("\r", 1)[-1]
+    assert last.startswith("[" + "#" * 30 + "] 100.0%  SPX warm-up 250/250")
+    # No walk (too short a history for one), no bar, not even its closing newline.
+    terminal.seek(0)
+    terminal.truncate()
+    short = ConfigLoader.with_overrides(config, ["data.default_days_back=300"])
+    cli_models.forecast_ticker(short, "SPX", 1, 0.9, data=None)
+    assert terminal.getvalue() == ""
 
 
 def test_forecast_ticker_and_its_table(small_config: Path) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import math
 import random
+import socket
 from collections import Counter
 
 import orjson
@@ -14,6 +15,7 @@ import pytest
 import websockets
 from test_stream_support import (
     HISTORY_DAYS,
+    baselines,
     bus_with,
     embedded_service,
     encoded,
@@ -27,7 +29,7 @@ from config.loader import ConfigLoader
 from config.schema import MarkovConfig
 from connectors.embedded_bus import EmbeddedBus
 from connectors.transport import InRecord, TopicPartition
-from models.base import ForecastModel
+from models.base import Bar, ForecastModel
 from models.baselines import VixImpliedNormal
 from models.delta_ukf import DeltaUKF
 from models.ensemble import ModelEnsemble
@@ -352,3 +354,57 @@ async def test_a_feed_older_than_the_warm_up_history_is_dead_lettered_not_a_cras
     assert len(letters) == ticks and bus.topic("markov.ranges") == []
     assert "not after the models' warm-up history (it ends 2018-12-31" in letters[0]["error"]
     assert service.engine.stats.bars == 0  # type: ignore[union-attr]
+
+
+async def test_a_websocket_port_in_use_fails_before_the_warm_up() -> None:
+    # The port was bound after the twenty-second warm-up, so a taken port cost that long.
+    warmed: list[str] = []
+
+    def factory(config: MarkovConfig, symbol: str) -> ModelEnsemble:
+        warmed.append(symbol)
+        return baselines(config, symbol)
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = make_config(f"websocket.port={port}", "websocket.host=127.0.0.1")
+        service = embedded_service(config, EmbeddedBus(), factory=factory, websocket=True)
+        with pytest.raises(OSError):
+            await service.start()
+    assert warmed == []
+
+
+class _StopsTheServiceOnItsFirstBar(VixImpliedNormal):
+    """A member that asks the service to stop while the warm-up walks its bars (as a
+    Ctrl-C during start-up does), from the warm-up's own thread."""
+
+    service: StreamService | None = None
+
+    def update(self, bar: Bar) -> None:
+        super().update(bar)
+        assert self.service is not None
+        self.service.request_stop()
+
+
+async def test_a_stop_during_the_warm_up_ends_it_at_the_next_bar() -> None:
+    # The warm-up ran on the event loop: a Ctrl-C waited for the whole fit (15 s).
+    member = _StopsTheServiceOnItsFirstBar()
+
+    def factory(config: MarkovConfig, symbol: str) -> ModelEnsemble:
+        return ModelEnsemble(config, {"vix_normal": member}, burn_in=100)
+
+    with socket.socket() as probe:  # a free port, so that the test can see it released
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = make_config(f"websocket.port={port}", "websocket.host=127.0.0.1")
+    bus = bus_with(encoded(config, feed_days(1)))
+    service = embedded_service(config, bus, factory=factory, websocket=True)
+    member.service = service
+    await service.start()
+    await service.run()  # returns at once: start() has closed everything
+    assert service.stopped_during_warm_up and service.engine is None
+    assert service.warm_up_progress == ("SPX", 1, 100)
+    assert bus.topic("markov.ranges") == [] and bus.topic("markov.dlq") == []
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))  # the WebSocket server was closed with the rest

@@ -229,6 +229,33 @@ def test_refit_on_a_longer_history_resolves_like_an_update() -> None:
             assert by_refit.forecast_detail(h) == by_update.forecast_detail(h)
 
 
+def test_warm_up_reports_progress_and_a_cancelled_fit_leaves_it_unfitted() -> None:
+    # The streaming service cancels a warm-up from the progress callback (a Ctrl-C during
+    # start-up). The ensemble must then say "not fitted", and a fit after it must equal a
+    # first fit: no calibration or skill state left over from the cancelled walk.
+    fresh, history = _walked()
+    seen: list[tuple[int, int]] = []
+    ens = ModelEnsemble(
+        _config(), {"a": Band("a", 0.004), "b": Band("b", 0.02)}, horizons=(1, 5), burn_in=40,
+        base_weights={"a": 1.0, "b": 1.0},
+    )  # fmt: skip
+
+    def cancel_at_25(done: int, total: int) -> None:
+        seen.append((done, total))
+        if done == 25:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ens.fit(history.iloc[:120], progress=cancel_at_25)
+    assert seen == [(i, 40) for i in range(1, 26)]
+    assert ens.origin == (0, None)
+    assert ens.forecast_detail(1).range.status.reason.endswith("not fitted")
+    ens.fit(history.iloc[:120])
+    assert ens.calibration_state() == fresh.calibration_state()
+    for h in (1, 5):
+        assert ens.forecast_detail(h) == fresh.forecast_detail(h)
+
+
 @pytest.mark.parametrize("source", ["shortest", "own"])
 def test_skill_of_every_horizon_comes_from_the_configured_horizon(source: str) -> None:
     config = _config(

@@ -166,3 +166,20 @@ def test_ctrl_c_stops_a_paced_replay_with_its_report(tmp_path: Path) -> None:
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert stdout.startswith("events ") and "Traceback" not in stderr
+
+
+def test_ctrl_c_during_the_warm_up_stops_at_once_with_one_line(tmp_path: Path) -> None:
+    # The warm-up (about 15 s for the default ensemble) blocked the event loop: Ctrl-C
+    # waited for all of it. It now stops at the next warm-up bar and says so.
+    feed = write_feed(tmp_path / "one.jsonl", feed_days(1))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "run", "--feed", str(feed), "--quiet",
+         "--set", "websocket.port=0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    time.sleep(8)  # imports, the feed, then the warm-up's member fits and first bars
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert stdout.startswith("stopped during the warm-up (SPX: "), stdout
+    assert stdout.rstrip().endswith("no event was consumed") and "Traceback" not in stderr
