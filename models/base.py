@@ -126,11 +126,18 @@ class PriceRange:
 
     @property
     def usable(self) -> bool:
-        """A range the ensemble may use: not failed, finite and ordered."""
+        """A range the ensemble may use: not failed, finite, positive and ordered (the
+        path range too, where there is one). The ensemble averages logs of the bounds."""
+        path_ok = (
+            self.path_low is None
+            or self.path_high is None
+            or (self.path_low > 0 and math.isfinite(self.path_high))
+        )
         return (
             self.status.state is not Status.FAILED
             and all(math.isfinite(v) for v in (self.low, self.high, self.center))
-            and self.low <= self.center <= self.high
+            and 0 < self.low <= self.center <= self.high
+            and path_ok
         )
 
     @classmethod

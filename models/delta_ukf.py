@@ -95,6 +95,7 @@ class DeltaUKF:
         self._fresh_chain = False
         self._chains_seen = 0
         self._synthetic = 0
+        self._reset_chain: int | None = None  # _chains_seen when the filter last reset
 
     # -- verbs ------------------------------------------------------------------------
 
@@ -135,6 +136,7 @@ class DeltaUKF:
         self._last_chain_ns = None
         self._fresh_chain = False
         self._chains_seen = self._synthetic = 0
+        self._reset_chain = None
 
     def update(self, bar: Bar) -> None:
         if not self._closes:
@@ -175,16 +177,32 @@ class DeltaUKF:
                 k = z * max(level + skew * k + curv * k * k, 0.5 * level)
             return max(level + skew * k + curv * k * k, 0.5 * level)
 
-        low = anchor * math.exp(-z_hi * vol_at(-z_hi) * scale)
-        high = anchor * math.exp(z_hi * vol_at(z_hi) * scale)
         barrier = _barrier(confidence)
-        path_low = anchor * math.exp(-barrier * vol_at(-barrier) * scale)
-        path_high = anchor * math.exp(barrier * vol_at(barrier) * scale)
+        try:
+            low = anchor * math.exp(-z_hi * vol_at(-z_hi) * scale)
+            high = anchor * math.exp(z_hi * vol_at(z_hi) * scale)
+            path_low = anchor * math.exp(-barrier * vol_at(-barrier) * scale)
+            path_high = anchor * math.exp(barrier * vol_at(barrier) * scale)
+        except OverflowError:
+            low = high = path_low = path_high = math.nan
+        if not all(math.isfinite(v) and v > 0 for v in (low, high, path_low, path_high)):
+            # Hostile chains (every IV at the bound) can filter to a smile whose fixed point
+            # k = z·iv(k) runs away: no range, rather than an overflow or an inf.
+            why = (
+                f"the filtered smile gives no finite range (level {level:.3g}, "
+                f"skew {skew:.3g}, curvature {curv:.3g})"
+            )
+            return PriceRange.failure(self.name, steps, confidence, anchor, why)
         status = ModelStatus.ok()
         if self._synthetic and self._synthetic == self._chains_seen:
             status = ModelStatus.degraded("synthetic chains (generated from the VIX)")
         if not self._fresh_chain and self._synthetic < self._chains_seen:
             status = ModelStatus.degraded("no new chain since the last bar")
+        recent = self._reset_chain is not None and (
+            self._chains_seen - self._reset_chain < RESET_REPORT_CHAINS
+        )
+        if recent:  # the most important thing to say, so said last
+            status = ModelStatus.degraded(f"smile filter reset: {self._ukf.last_reset_reason}")
         return PriceRange(
             self.name, steps, confidence, anchor, low, high, anchor,
             path_low=path_low, path_high=path_high,
@@ -253,10 +271,16 @@ class DeltaUKF:
             self._ukf.update_quotes(k, tau, values, is_call=is_call)
         else:
             days = 1.0 if self._last_chain_ns is None else (ts_ns - self._last_chain_ns) / 86_400e9
+            resets = self._ukf.n_resets
             self._ukf.step_quotes(k, tau, values, max(days, 1e-6), is_call=is_call)
+            if self._ukf.n_resets > resets:
+                self._reset_chain = self._chains_seen + 1
         self._last_chain_ns = ts_ns
         self._chains_seen += 1
 
+
+# A reset of the smile filter (back to its prior) is reported for this many chains after it.
+RESET_REPORT_CHAINS = 20
 
 # An annualised implied vol above 500 % is not a quote but a unit error (IVs in percent:
 # 25 for 0.25), which the filter would take as a crash and turn into a range to zero.

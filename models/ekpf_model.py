@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 _LOG_CHI2_MEAN = -1.2703628454614782  # E[ln χ²₁]
 _LOG_CHI2_VAR = math.pi**2 / 2  # Var[ln χ²₁]
 _OFFSET = 1e-4  # keeps ln(y² + c) finite on zero-return days (Fuller 1996's device)
+# Below this share of the particles' count, the effective sample size means one or two
+# particles carry the weight: the forecast rests on them, and says so.
+DEGENERATE_ESS_SHARE = 0.01
+# A filter reset (every weight -inf) is reported for this many bars after it, not forever.
+RESET_REPORT_BARS = 20
 
 
 class EKPFModel:
@@ -63,6 +68,7 @@ class EKPFModel:
         self._last_close = float("nan")
         self._last_ts: pd.Timestamp | None = None
         self._steps = 0
+        self._reset_step: int | None = None  # self._steps at the last filter reset
         self._start: np.ndarray | None = None  # last QML estimate, for warm starts
 
     def fit(self, history: pd.DataFrame) -> FitResult:
@@ -89,9 +95,8 @@ class EKPFModel:
             pf = self._pf
             pf.set_params(mu=params["mu"], phi=params["phi"], sigma=params["sigma"])
             for ts, c in zip(new.index, new["close"], strict=True):
-                pf.step(100.0 * math.log(float(c) / self._last_close) - mean)
+                self._step(pf, 100.0 * math.log(float(c) / self._last_close) - mean)
                 self._last_close, self._last_ts = float(c), pd.Timestamp(ts)
-                self._steps += 1
         else:
             pf = EKPF(
                 self.n_particles, mu=params["mu"], phi=params["phi"], sigma=params["sigma"],
@@ -100,6 +105,7 @@ class EKPFModel:
             pf.filter(y[-self.burn_in :] - mean)
             self._pf = pf
             self._steps = 0
+            self._reset_step = 0 if pf.n_resets else None
         self._last_close = float(close[-1])
         self._last_ts = pd.Timestamp(history.index[-1])
         return FitResult(
@@ -115,11 +121,16 @@ class EKPFModel:
     def update(self, bar: Bar) -> None:
         pf = self._require()
         check_bar(bar, self._last_ts)
-        y = 100.0 * math.log(bar.close / self._last_close) - self.params["mu_y"]
-        pf.step(y)
+        self._step(pf, 100.0 * math.log(bar.close / self._last_close) - self.params["mu_y"])
         self._last_close = bar.close
         self._last_ts = bar.ts
+
+    def _step(self, pf: EKPF, y: float) -> None:
+        resets = pf.n_resets
+        pf.step(y)
         self._steps += 1
+        if pf.n_resets > resets:
+            self._reset_step = self._steps
 
     def forecast(self, steps: int, confidence: float = 0.9) -> PriceRange:
         check_forecast_args(steps, confidence)
@@ -135,9 +146,16 @@ class EKPFModel:
         )  # fmt: skip
         low, center, high = (float(v) for v in out["price"])
         path_low, path_high = (float(v) for v in out["path_range"])
+        if not all(math.isfinite(v) and v > 0 for v in (low, high, path_low, path_high)):
+            reason = f"forecast not finite and positive (ESS {pf.ess:.1f} of {self.n_particles})"
+            return PriceRange.failure(self.name, steps, confidence, self._last_close, reason)
         status = ModelStatus.ok()
-        if pf.n_resets:
+        if self._reset_step is not None and self._steps - self._reset_step < RESET_REPORT_BARS:
             status = ModelStatus.degraded(f"filter reset: {pf.last_reset_reason}")
+        elif pf.ess < DEGENERATE_ESS_SHARE * self.n_particles:
+            status = ModelStatus.degraded(
+                f"particle degeneracy at the last bar: ESS {pf.ess:.1f} of {self.n_particles}"
+            )
         return PriceRange(
             self.name, steps, confidence, self._last_close, low, high, center,
             path_low=path_low, path_high=path_high,

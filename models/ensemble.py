@@ -49,6 +49,7 @@ from models.base import Bar, FitResult, ForecastModel, ModelStatus, PriceRange, 
 from models.calibration import TailCalibrator
 from models.history import HistoryError, canonical_history
 from models.returns import check_forecast_args
+from models.screening import screen_implausible
 from models.weighting import OptionSignals, SkillTracker, WeightBreakdown, compute_weights
 
 ALPHA_SCALE = 2.0  # interval score: width + (2/α)·overshoot, α = 1 − confidence
@@ -418,14 +419,15 @@ class ModelEnsemble:
                 continue
             try:
                 if name in staged:
-                    others = {n: r for n, r in out.items() if n not in staged}
+                    others = screen_implausible({n: r for n, r in out.items() if n not in staged})
                     member.set_consensus_volatility(  # type: ignore[attr-defined]
                         self._consensus_volatility(steps, others)
                     )
                 out[name] = member.forecast(steps, confidence)
             except Exception as exc:
                 out[name] = PriceRange.failure(name, steps, confidence, anchor, str(exc))
-        return {name: out[name] for name in self.members}  # members' order, whatever the cache's
+        # In the members' order, whatever the cache's.
+        return screen_implausible({name: out[name] for name in self.members})
 
     def _consensus_fed(self) -> list[str]:
         """Members that take the ensemble's consensus volatility (the Monte Carlo ones)."""

@@ -184,3 +184,25 @@ def test_no_chain_and_bad_input() -> None:
         DeltaUKF(measurement="price")
     with pytest.raises(ValueError, match="at least 30 bars"):
         DeltaUKF().fit(_history(np.full(10, 19.0)))
+
+
+@pytest.mark.parametrize("hostile", ["every IV at 500 %", "puts near 0, calls at 500 %"])
+def test_a_smile_without_a_fixed_point_fails_the_range_instead_of_overflowing(
+    hostile: str,
+) -> None:
+    # In-range but hostile quotes filtered to a smile where k = z·iv(k) runs away:
+    # forecast raised OverflowError ("math range error").
+    model = DeltaUKF()
+    history = _history(np.full(N_FIT, 18.0))
+    model.fit(history)
+    spot = float(history["close"].iloc[-1])
+    when = history.index[-1] + pd.Timedelta(hours=20)
+    chain = generate_chain("SPX", when.tz_localize("America/New_York"), spot, 18.0,
+                           expiries_days=(30,), seed=0)  # fmt: skip
+    for quote in chain["quotes"]:
+        calls_high = hostile.startswith("puts") and quote["strike"] <= spot
+        quote["iv"] = 1e-6 if calls_high else 5.0
+    model.update_chain(chain)
+    r = model.forecast(5)
+    assert r.status.state is Status.FAILED and not r.usable
+    assert r.status.reason.startswith("the filtered smile gives no finite range (level ")

@@ -127,6 +127,56 @@ def test_a_failed_member_gets_weight_zero_and_the_output_says_so() -> None:
     assert fc.range.status.state is Status.DEGRADED and "bad" in fc.range.status.reason
 
 
+class Absurd(Band):
+    """A member gone wild with a finite, ordered range (a collapsed particle filter once
+    gave 1e-52 .. 1e58) or one with a zero low, which log-averaging cannot take. The bounds
+    are factors of the last close."""
+
+    def __init__(self, name: str, low: float, high: float) -> None:
+        super().__init__(name, 0.0)
+        self.bounds = (low, high)
+
+    def forecast(self, steps: int, confidence: float = 0.9) -> PriceRange:
+        low, high = (self.last * f for f in self.bounds)
+        return PriceRange(self.name, steps, confidence, self.last, low, high, self.last,
+                          path_low=low, path_high=high)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("bounds", "excluded"),
+    [((1e-52, 1e58), "times as wide as the members' median"),  # screened
+     ((0.99999, 1.00001), "times as wide as the members' median"),  # screened: too narrow
+     ((0.0, 2.0), None)],  # not usable: its low is not positive
+)  # fmt: skip
+def test_an_absurd_member_range_is_excluded_not_averaged(
+    bounds: tuple[float, float], excluded: str | None
+) -> None:
+    config = _config(calibration={"enabled": False})
+    sane = {"a": 0.01, "b": 0.015, "c": 0.02}
+    members: dict[str, ForecastModel] = {n: Band(n, p) for n, p in sane.items()}
+    weights = dict.fromkeys([*sane, "wild"], 1.0)
+    with_wild = ModelEnsemble(config, {**members, "wild": Absurd("wild", *bounds)},
+                              horizons=(1,), burn_in=0, base_weights=weights)  # fmt: skip
+    without = ModelEnsemble(config, {n: Band(n, p) for n, p in sane.items()}, horizons=(1,),
+                            burn_in=0, base_weights=weights)  # fmt: skip
+    history = _toy_history()
+    with_wild.fit(history)
+    without.fit(history)
+    fc = with_wild.forecast_detail(1)
+    wild = fc.parts["wild"]
+    assert wild.weight == 0.0
+    if excluded is not None:
+        assert wild.status.state is Status.FAILED and excluded in wild.status.reason
+    assert (fc.range.low, fc.range.high) == pytest.approx(
+        (without.forecast(1).low, without.forecast(1).high)
+    )
+    # Two members are no majority: nothing is screened, the wide one is averaged in.
+    pair = ModelEnsemble(config, {"a": Band("a", 0.01), "wild": Absurd("wild", 0.5, 2.0)},
+                         horizons=(1,), burn_in=0, base_weights=weights)  # fmt: skip
+    pair.fit(history)
+    assert pair.forecast_detail(1).parts["wild"].weight == 0.5
+
+
 def test_fit_then_forecast_chains_as_in_the_design() -> None:
     # The issue's example: ModelEnsemble(config).fit(data).forecast(steps=5) returning
     # .low_estimate, .high_estimate and the per-model parts.
