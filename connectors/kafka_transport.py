@@ -50,13 +50,14 @@ class _Revocations(ConsumerRebalanceListener):
 
 
 class KafkaSource:
-    """A consumer-group source over ``topics``."""
+    """A consumer-group source over ``topics``; with ``group_id=None``, a reader of every
+    partition from the beginning that never commits (``markov record``)."""
 
     def __init__(
         self,
         bootstrap_servers: str,
         topics: Sequence[str],
-        group_id: str,
+        group_id: str | None,
         *,
         max_message_bytes: int = 1_048_576,
         on_revoke: RevokeHandler | None = None,

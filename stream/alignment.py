@@ -19,13 +19,22 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 
 from connectors.transport import TopicPartition
 
 T = TypeVar("T")
 CaughtUp = Callable[[TopicPartition], bool]
+
+
+def input_order(
+    partitions: Iterable[TopicPartition], topics: Sequence[str]
+) -> list[TopicPartition]:
+    """Partitions in aligner order: by ``topics`` (the tie rank at equal event time), then
+    by topic name and partition (other topics after the named ones)."""
+    rank = {t: i for i, t in enumerate(topics)}
+    return sorted(partitions, key=lambda tp: (rank.get(tp.topic, 99), tp.topic, tp.partition))
 
 
 class EventTimeAligner(Generic[T]):
@@ -41,6 +50,19 @@ class EventTimeAligner(Generic[T]):
 
     def push(self, tp: TopicPartition, ts: int, offset: int, item: T) -> None:
         self._queues[tp].append((ts, offset, item))
+
+    @property
+    def partitions(self) -> list[TopicPartition]:
+        return list(self._queues)
+
+    def with_partitions(self, partitions: Sequence[TopicPartition]) -> EventTimeAligner[T]:
+        """A new aligner over ``partitions`` (an assignment changed) that keeps what this
+        one buffered, in order; a partition left out drops its buffered events."""
+        new: EventTimeAligner[T] = EventTimeAligner(partitions)
+        for tp, queue in self._queues.items():
+            if tp in new._queues:
+                new._queues[tp].extend(queue)
+        return new
 
     def __len__(self) -> int:
         return sum(len(q) for q in self._queues.values())

@@ -44,7 +44,7 @@ from connectors.websocket_feed import WebSocketFeed
 from models.base import Bar
 from models.ensemble import ModelEnsemble
 from models.tick_filters import SVParams, TickFilters
-from stream.alignment import EventTimeAligner
+from stream.alignment import EventTimeAligner, input_order
 from stream.clock import Clock
 from stream.delivery import DeliveryTracker
 from stream.messages import BadMessageError, Kind, OptionChain, Tick, VixUpdate, parse
@@ -373,12 +373,10 @@ class Engine:
         old = self._aligner
         assigned = set(self._caught) | set(self.source.assignment())
         self._aligned = assigned
-        rank = {t: i for i, t in enumerate(self.topics.inputs)}
-        order = sorted(assigned, key=lambda tp: (rank.get(tp.topic, 99), tp.topic, tp.partition))
-        new: EventTimeAligner[_Item] = EventTimeAligner(order)
-        if old is not None:
-            for tp, offset, item in old.drain():
-                new.push(tp, item[2], offset, item)
+        order = input_order(assigned, self.topics.inputs)
+        new: EventTimeAligner[_Item] = (
+            EventTimeAligner(order) if old is None else old.with_partitions(order)
+        )
         self._aligner = new
         return new
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from connectors.transport import TopicPartition
-from stream.alignment import EventTimeAligner
+from stream.alignment import EventTimeAligner, input_order
 
 VIX = TopicPartition("markov.vix", 0)
 TICKS = TopicPartition("markov.ticks", 0)
@@ -74,3 +74,21 @@ def test_three_partitions_with_ties_release_in_time_rank_offset_order() -> None:
         out += [item for _, _, item in aligner.drain()]
         want = sorted((ts, parts.index(tp), i) for tp in parts for i, ts in enumerate(data[tp]))
         assert out == want, seed
+
+
+def test_a_new_assignment_keeps_the_buffered_events_of_the_partitions_it_keeps() -> None:
+    # The engine rebuilds its aligner on a rebalance; the recorder on its first fetch.
+    opts = TopicPartition("markov.options", 0)
+    aligner: EventTimeAligner[int] = EventTimeAligner([TICKS])
+    for offset, ts in enumerate([5, 15, 25]):
+        aligner.push(TICKS, ts, offset, ts)
+    order = input_order([opts, TICKS, VIX], ["markov.ticks", "markov.vix", "markov.options"])
+    assert order == [TICKS, VIX, opts]
+    grown = aligner.with_partitions(order)
+    assert grown.partitions == order and len(grown) == 3
+    grown.push(VIX, 10, 0, 10)
+    assert [ts for _, _, ts in grown.drain()] == [5, 10, 15, 25]
+    shrunk: EventTimeAligner[int] = EventTimeAligner([TICKS, VIX])
+    shrunk.push(TICKS, 1, 0, 1)
+    shrunk.push(VIX, 2, 0, 2)
+    assert [ts for _, _, ts in shrunk.with_partitions([VIX]).drain()] == [2]  # revoked: dropped
