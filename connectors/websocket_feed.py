@@ -14,7 +14,9 @@ server → client
     ``{"type": "heartbeat", "seq": {"SPX": 41, ...}}`` — the last ``seq`` published per
     subscribed symbol, every ``heartbeat_seconds``, so a client can detect gaps and a
     dead link;
-    ``{"type": "error", "error": "..."}`` — a bad request; the connection stays open.
+    ``{"type": "error", "error": "..."}`` — a bad request (malformed, or a symbol the
+    service does not forecast: the others of the request still count); the connection
+    stays open.
 
 Each client has a bounded queue drained by its own writer task. Publishing never waits:
 a client whose queue is full is closed (code 1008, reason "too slow: ...") and the others
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,11 +59,15 @@ class WebSocketFeed:
         *,
         queue_size: int = 1000,
         heartbeat_seconds: float = 5.0,
+        symbols: Collection[str] | None = None,
     ) -> None:
+        """``symbols``: the symbols the service forecasts; a subscription to any other is
+        answered with an error naming them (None: any symbol is accepted)."""
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self._host, self._port = host, port
         self._queue_size = queue_size
+        self._served = None if symbols is None else frozenset(symbols)
         self._heartbeat_seconds = heartbeat_seconds
         self._clients: set[_Client] = set()
         # symbol -> horizon -> latest range JSON: a snapshot holds every horizon's range
@@ -146,7 +153,12 @@ class WebSocketFeed:
             self._error(client, "field 'symbols' must be a list of non-empty strings")
             return
         if kind == "subscribe":
-            new = [s for s in dict.fromkeys(symbols) if s not in client.symbols]
+            unknown = [s for s in dict.fromkeys(symbols) if not self._serves(s)]
+            if unknown:
+                # Silently accepted, a typo ("spx") waited for ranges that never came.
+                served = ", ".join(sorted(self._served or ()))
+                self._error(client, f"unknown symbol(s) {', '.join(unknown)}; served: {served}")
+            new = [s for s in dict.fromkeys(symbols) if s not in client.symbols and self._serves(s)]
             client.symbols.update(new)
         else:
             new = []
@@ -157,6 +169,9 @@ class WebSocketFeed:
                 message for s in new for _, message in sorted(self._latest.get(s, {}).items())
             ]
             self._offer(client, b'{"type":"snapshot","ranges":[' + b",".join(snapshot) + b"]}")
+
+    def _serves(self, symbol: str) -> bool:
+        return self._served is None or symbol in self._served
 
     def _error(self, client: _Client, reason: str) -> None:
         self._offer(client, _dump({"type": "error", "error": reason}))

@@ -164,7 +164,7 @@ class StreamService:
             ws = self.config.websocket
             self.websocket = WebSocketFeed(
                 ws.host, ws.port, queue_size=ws.client_queue_size,
-                heartbeat_seconds=ws.heartbeat_seconds,
+                heartbeat_seconds=ws.heartbeat_seconds, symbols=cfg.tickers,
             )  # fmt: skip
             await self.websocket.start()
             self._started.append(self.websocket)

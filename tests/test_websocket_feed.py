@@ -124,3 +124,18 @@ async def test_slow_client_is_dropped_and_fast_client_gets_everything() -> None:
             assert "too slow" in closed.value.rcvd.reason
     finally:
         await feed.stop()
+
+
+async def test_a_symbol_the_service_does_not_forecast_is_an_error_naming_the_served_ones() -> None:
+    # Accepted silently, a subscription to "spx" waited for ranges that never came.
+    feed = WebSocketFeed(heartbeat_seconds=60, symbols=["SPX", "NDX"])
+    await feed.start()
+    try:
+        async with connect(feed.url) as ws:
+            await ws.send('{"type": "subscribe", "symbols": ["spx", "SPX"]}')
+            assert await recv(ws) == {
+                "type": "error", "error": "unknown symbol(s) spx; served: NDX, SPX"
+            }  # fmt: skip
+            assert await recv(ws) == {"type": "subscribed", "symbols": ["SPX"]}
+    finally:
+        await feed.stop()
