@@ -184,3 +184,25 @@ def test_ctrl_c_during_the_warm_up_stops_at_once_with_one_line(tmp_path: Path) -
     assert proc.returncode == 0, stderr
     assert stdout.startswith("stopped during the warm-up (SPX: "), stdout
     assert stdout.rstrip().endswith("no event was consumed") and "Traceback" not in stderr
+
+
+@pytest.mark.kafka
+def test_ctrl_c_stops_a_paced_replay_to_kafka_with_its_report(
+    kafka_broker: LocalKafka, tmp_path: Path
+) -> None:
+    # Ctrl-C ended a paced replay to Kafka with "interrupted" and exit 130, no report of
+    # what had been sent; the signal now cancels the replay and the report says so.
+    feed = write_feed(tmp_path / "two.jsonl", feed_days(2))
+    prefix = f"c{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topics([f"{prefix}.ticks", f"{prefix}.vix", f"{prefix}.options"])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "replay", str(feed), "--to", "kafka",
+         "--speed", "100", *_kafka_sets(kafka_broker, prefix)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    time.sleep(8)  # start-up, then into the first session (about 4 minutes at --speed 100)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    sent = int(stdout.split("replayed ", 1)[1].split(" events", 1)[0].replace(",", ""))
+    assert 0 < sent < len(feed_days(2)) and stdout.rstrip().endswith("before it was interrupted")
