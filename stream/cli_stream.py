@@ -228,6 +228,12 @@ def _report(service: StreamService, out: TextIO, seconds: float | None = None) -
         f"{models:.1f} s, waiting for refits {s.refit_wait_seconds:.1f} s{rest}",
         file=out,
     )
+    if s.filter_resets or s.filter_refusals:
+        said = ", ".join(
+            f"{sym} {s.filter_resets[sym]} resets, {s.filter_refusals[sym]} ticks refused"
+            for sym in sorted(set(s.filter_resets) | set(s.filter_refusals))
+        )
+        print(f"filters    {said} (the log says when and why)", file=out)
     cov = engine.stats.coverage()
     if cov:
         conf = service.config.forecast.confidence

@@ -50,7 +50,7 @@ from stream.delivery import DeliveryTracker
 from stream.messages import BadMessageError, Kind, OptionChain, Tick, VixUpdate, parse
 from stream.ranges import RangeTemplate
 from stream.refit import RefitScheduler
-from stream.symbol_state import NS, OutOfOrderError, SymbolState
+from stream.symbol_state import NS, ImplausibleTickError, OutOfOrderError, SymbolState
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,9 @@ class EngineStats:
     coverage_hits: Counter[int] = field(default_factory=Counter)  # by horizon
     coverage_total: Counter[int] = field(default_factory=Counter)
     bar_close_seconds: float = 0.0  # wall time updating and forecasting at bar closes
+    # The tick filters' own refusals and divergence resets, by symbol (said, not hidden)
+    filter_resets: Counter[str] = field(default_factory=Counter)
+    filter_refusals: Counter[str] = field(default_factory=Counter)
     refit_wait_seconds: float = 0.0  # wall time waiting for a refit to install (replay)
 
     @property
@@ -104,6 +107,7 @@ class SymbolRuntime:
     templates: tuple[RangeTemplate, ...] | None = None
     uses_chains: bool = True
     key: bytes = b""  # the symbol as the Kafka key
+    filter_counts: tuple[int, int] = (0, 0)  # the tick filters' (resets, rejected) so far
     # (bar index, horizon, low, high) forecast at each bar close, to score coverage
     open_forecasts: list[tuple[int, int, float, float]] = field(default_factory=list)
 
@@ -170,6 +174,7 @@ class Engine:
             state = SymbolState(
                 symbol, sc.bar_seconds, int(sc.publish_throttle_seconds * NS),
                 history_end=history.index[-1] if len(history) else None,
+                max_move=sc.max_tick_move,
             )  # fmt: skip
             self.symbols[symbol] = SymbolRuntime(
                 state, ensemble, history, RefitScheduler(interval_ns, executor),
@@ -380,6 +385,20 @@ class Engine:
         self._aligner = new
         return new
 
+    def _filters_spoke(self, rt: SymbolRuntime, symbol: str, ts: int) -> None:
+        """The tick filters reset or refused a tick: count it and log why (rare; the hot
+        path only compares two counters)."""
+        core = rt.filters.core
+        resets, rejected = rt.filter_counts
+        if core.resets > resets:
+            self.stats.filter_resets[symbol] += core.resets - resets
+            log.warning("%s: tick filters diverged at ts=%d and reset to their prior", symbol, ts)
+        if core.rejected > rejected:
+            self.stats.filter_refusals[symbol] += core.rejected - rejected
+            log.warning("%s: tick filters refused the tick at ts=%d: %s", symbol, ts,
+                        core.last_error)  # fmt: skip
+        rt.filter_counts = (core.resets, core.rejected)
+
     async def _apply(self, record: InRecord, event: Any) -> None:
         """Everything but a valid tick (those go straight to :meth:`_on_tick`)."""
         if isinstance(event, BadMessageError):
@@ -425,10 +444,13 @@ class Engine:
         state = rt.state
         try:
             closed = state.on_tick(tick.ts, tick.price, self.vix)
-        except OutOfOrderError as exc:
+        except (OutOfOrderError, ImplausibleTickError) as exc:
             await self._dead_letter(record, str(exc))
             return
-        tick_vol = rt.filters.core.update(tick.ts, tick.price)
+        core = rt.filters.core
+        tick_vol = core.update(tick.ts, tick.price)
+        if (core.resets, core.rejected) != rt.filter_counts:
+            self._filters_spoke(rt, tick.symbol, tick.ts)
         if closed is not None:
             await self._close_bar(rt, closed)
         if not state.should_publish(tick.ts):
@@ -628,6 +650,7 @@ class Engine:
                 continue
             rt.state.restore(dict(data["state"]))
             rt.filters = TickFilters.restore(dict(data["filters"]))
+            rt.filter_counts = (rt.filters.core.resets, rt.filters.core.rejected)
             last = rt.history.index[-1]
             for bar in rt.state.bars:
                 if bar.ts > last:
@@ -667,4 +690,6 @@ def _reason_kind(reason: str) -> str:
         return "out_of_order"
     if reason.startswith("unknown symbol"):
         return "unknown_symbol"
+    if "stream.max_tick_move" in reason:
+        return "implausible_price"
     return "invalid_field"

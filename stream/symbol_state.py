@@ -9,6 +9,7 @@ replay closes the same bars at the same ticks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +26,15 @@ DAY_SECONDS = 86_400
 
 class OutOfOrderError(ValueError):
     """An event older than the last one of its stream (the reason names both times)."""
+
+
+class ImplausibleTickError(ValueError):
+    """A tick whose price jumps further from the session's last one than a market moves."""
+
+
+# Refused ticks in a row that agree with each other are a real move, not bad prints: the
+# check must not lock a symbol out of a market that has really gone there.
+CONFIRM_TICKS = 3
 
 
 @dataclass
@@ -75,6 +85,8 @@ class SymbolState:
     # The warm-up history's last bar: the models have seen it, so a tick whose bar is not
     # after it would reach them out of order (a feed older than the history).
     history_end: pd.Timestamp | None = None
+    max_move: float = 0.0  # |log move| allowed tick to tick within a session; 0: no check
+    suspects: list[float] = field(default_factory=list)  # refused prices, in a row
     _open: _OpenBar | None = None
 
     def check_chain(self, ts: int) -> None:
@@ -99,6 +111,13 @@ class SymbolState:
             )
         bar = self._open
         if bar is not None and bar.start_ns <= ts < bar.end_ns:
+            if self.max_move > 0 and self._implausible(price):
+                raise ImplausibleTickError(
+                    f"tick for {self.symbol} at ts {ts}: price {price:g} is a log move of "
+                    f"{abs(math.log(price / bar.close)):.3g} from the session's last "
+                    f"{bar.close:g} (allowed {self.max_move:g}: stream.max_tick_move); "
+                    f"{CONFIRM_TICKS} such ticks in a row that agree are taken as a real move"
+                )
             self.last_tick_ts = ts
             self.last_price = price
             if price > bar.high:
@@ -123,6 +142,18 @@ class SymbolState:
         self._open = _OpenBar(start, end, label, price, price, price, price)
         return closed
 
+    def _implausible(self, price: float) -> bool:
+        assert self._open is not None
+        if abs(math.log(price / self._open.close)) <= self.max_move:
+            self.suspects.clear()
+            return False
+        self.suspects.append(price)
+        recent = self.suspects[-CONFIRM_TICKS:]
+        if len(recent) == CONFIRM_TICKS and math.log(max(recent) / min(recent)) <= self.max_move:
+            self.suspects.clear()
+            return False
+        return True
+
     def should_publish(self, ts: int) -> bool:
         """Throttle in event time: at most one publication per ``throttle_ns``."""
         last = self.last_publish_ts
@@ -146,6 +177,7 @@ class SymbolState:
             "last_price": self.last_price,
             "bars": [_bar_data(b) for b in self.bars],
             "open_bar": None if bar is None else _open_data(bar),
+            "suspects": list(self.suspects),
         }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -155,6 +187,7 @@ class SymbolState:
         self.last_publish_ts = data["last_publish_ts"]
         self.last_price = data["last_price"]
         self.bars = [_bar_from(b) for b in data["bars"]]
+        self.suspects = list(data.get("suspects", []))  # absent from older snapshots
         ob = data["open_bar"]
         self._open = (
             None

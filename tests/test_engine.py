@@ -9,6 +9,7 @@ import math
 import random
 import socket
 from collections import Counter
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -36,7 +37,7 @@ from models.ensemble import ModelEnsemble
 from stream.clock import EventClock
 from stream.ranges import FIELDS, RangeSchemaError, RangeTemplate, validate_range
 from stream.service import StreamService
-from stream.symbol_state import SymbolState, bar_bucket
+from stream.symbol_state import ImplausibleTickError, SymbolState, bar_bucket
 
 HORIZONS = ConfigLoader.default().forecast.horizons
 
@@ -226,6 +227,56 @@ def test_daily_bars_follow_the_exchange_date_across_dst() -> None:
         101.0,
     )
     assert bar.vix == 16.0 and str(bar.ts.date()) == "2018-03-09"
+
+
+def test_a_bad_print_is_refused_but_a_real_move_is_not_locked_out() -> None:
+    # A 10x fat-finger tick was taken: the day's bar got a high ten times the price and the
+    # tick filters diverged. Refused now, state unchanged; three ticks in a row that agree
+    # at a new level are a real move and the third is taken.
+    friday = 1520629140 * 10**9
+    state = SymbolState("SPX", max_move=0.25)
+    state.on_tick(friday, 100.0, None)
+    with pytest.raises(ImplausibleTickError, match=r"price 1000 is a log move of 2\.3 from the "):
+        state.on_tick(friday + 1, 1000.0, None)
+    state.on_tick(friday + 2, 101.0, None)  # back to normal: the suspicion is dropped
+    assert state.suspects == [] and state.last_tick_ts == friday + 2
+    for k in (3, 4):
+        with pytest.raises(ImplausibleTickError):
+            state.on_tick(friday + k, 60.0 + k / 10, None)  # a 40 % crash...
+    restored = SymbolState("SPX", max_move=0.25)
+    restored.restore(state.snapshot())  # (the suspicion survives a checkpoint)
+    for s in (state, restored):
+        assert s.on_tick(friday + 5, 60.5, None) is None  # ...confirmed by the third tick
+    assert state.snapshot() == restored.snapshot() and state.last_price == 60.5
+    bar = state.on_tick(friday + 3 * 86_400 * 10**9, 200.0, None)  # a new session: no check
+    assert bar is not None and (bar.high, bar.low, bar.close) == (101.0, 60.5, 60.5)
+    unchecked = SymbolState("SPX")  # max_move 0: off
+    unchecked.on_tick(friday, 100.0, None)
+    assert unchecked.on_tick(friday + 1, 1000.0, None) is None
+
+
+async def test_a_fat_finger_tick_is_dead_lettered_and_changes_nothing() -> None:
+    records = feed_days(1)
+    ticks = [i for i, r in enumerate(records) if r.topic == "markov.ticks"]
+    r = records[ticks[50]]
+    spike = replace(r, ts=r.ts + 1, payload={**r.payload, "ts": r.ts + 1,
+                                             "price": r.payload["price"] * 10})  # fmt: skip
+    config = make_config()
+    bus, service = await run_embedded(config, [*records[: ticks[50] + 1], spike,
+                                               *records[ticks[50] + 1 :]])  # fmt: skip
+    reference, _ = await run_embedded(config, records)
+    [letter] = [orjson.loads(v) for _, v in bus.topic("markov.dlq")]
+    assert "stream.max_tick_move" in letter["error"]
+    assert service.engine is not None
+    assert service.engine.stats.dead_letters == {"implausible_price": 1}
+    assert not service.engine.stats.filter_resets  # the filters never saw it
+    assert bus.topic("markov.ranges") == reference.topic("markov.ranges")
+    # With the check off, the spike reaches the tick filters, which diverge and reset:
+    # counted and logged, where before nothing read their counters.
+    unchecked = make_config("stream.max_tick_move=0")
+    _, service = await run_embedded(unchecked, [*records[: ticks[50] + 1], spike,
+                                                *records[ticks[50] + 1 :]])  # fmt: skip
+    assert service.engine is not None and service.engine.stats.filter_resets["SPX"] >= 1
 
 
 def test_schema_validator_rejects_what_the_docstring_forbids() -> None:
