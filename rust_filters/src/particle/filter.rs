@@ -626,6 +626,15 @@ impl ParticleFilter {
         snapshot::to_bytes(self.state.proposal.kind(), &self.state)
     }
 
+    /// A snapshot whose particle count says `n` (the data stays that of this filter): a
+    /// corrupt size field, for the restore tests.
+    #[cfg(test)]
+    pub(crate) fn snapshot_claiming(&self, n: usize) -> Vec<u8> {
+        let mut state = self.state.clone();
+        state.n = n;
+        snapshot::to_bytes(self.state.proposal.kind(), &state)
+    }
+
     /// The same filter restricted to the baseline (SSE2) kernels.
     #[cfg(test)]
     pub(crate) fn baseline_simd_only(mut self) -> Self {
@@ -647,11 +656,13 @@ impl ParticleFilter {
             return Err(corrupt("header"));
         }
         let with_p = proposal == Proposal::Ekf;
-        let lengths: Vec<usize> = chunk_lengths(state.n).collect();
-        if lengths.len() != state.chunks.len() {
-            return Err(corrupt("chunk count"));
+        // The size fields are checked against the data actually present before anything
+        // is allocated from them: a corrupt `n` must not size a buffer (a huge one aborted
+        // the process on the allocation).
+        if state.n.div_ceil(CHUNK) != state.chunks.len() {
+            return Err(corrupt("chunk count does not match n"));
         }
-        for (chunk, &len) in state.chunks.iter_mut().zip(&lengths) {
+        for (chunk, len) in state.chunks.iter_mut().zip(chunk_lengths(state.n)) {
             let p_len = if with_p { len } else { 0 };
             if chunk.x.len() != len || chunk.lw.len() != len || chunk.p.len() != p_len {
                 return Err(corrupt("chunk length"));

@@ -219,6 +219,24 @@ fn restored_snapshot_continues_bit_identically() {
 }
 
 #[test]
+fn a_snapshot_with_a_corrupt_particle_count_is_refused() {
+    // A size field is checked against the chunks present before anything is sized from
+    // it: these counts once made restore allocate terabytes and abort the process.
+    for proposal in [Proposal::Bootstrap, Proposal::Ekf] {
+        let f = sv_filter(proposal, 5, 1, Some(1));
+        for n in [0, 6, CHUNK + 1, 1 << 40, 1 << 50, usize::MAX] {
+            let err = ParticleFilter::restore(&f.snapshot_claiming(n), proposal).unwrap_err();
+            assert!(
+                matches!(err, ParticleError::Snapshot(_)),
+                "n = {n}: {err:?}"
+            );
+            assert!(err.to_string().contains("corrupt"), "n = {n}: {err}");
+        }
+        assert!(ParticleFilter::restore(&f.snapshot_claiming(5), proposal).is_ok());
+    }
+}
+
+#[test]
 fn wide_and_baseline_simd_kernels_agree_bit_for_bit() {
     // Only meaningful where the CPU has AVX2 (any x86-64 from the last decade, and CI);
     // elsewhere both filters run the baseline kernels.
