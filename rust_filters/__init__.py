@@ -8,6 +8,10 @@ Python column) live in :mod:`rust_filters.reference`.
 
 from rust_filters._core import (
     EKPF,
+    MAX_FORECAST_PATHS,
+    MAX_PARTICLES,
+    MAX_PATHS,
+    MAX_STEPS,
     UKF,
     BootstrapPF,
     LinearGaussianModel,
@@ -27,6 +31,10 @@ from rust_filters._core import (
 
 __all__ = [
     "EKPF",
+    "MAX_FORECAST_PATHS",
+    "MAX_PARTICLES",
+    "MAX_PATHS",
+    "MAX_STEPS",
     "UKF",
     "BootstrapPF",
     "LinearGaussianModel",

@@ -1,7 +1,7 @@
 """Type stubs for the compiled extension :mod:`rust_filters._core`."""
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeAlias, final
+from typing import Any, Final, Literal, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +9,10 @@ import numpy.typing as npt
 __version__: str
 __all__ = [
     "EKPF",
+    "MAX_FORECAST_PATHS",
+    "MAX_PARTICLES",
+    "MAX_PATHS",
+    "MAX_STEPS",
     "UKF",
     "BootstrapPF",
     "LinearGaussianModel",
@@ -27,6 +31,14 @@ __all__ = [
 ]
 
 _FloatArray: TypeAlias = npt.NDArray[np.float64]
+
+# Upper bounds of the size arguments (a clear ValueError instead of an allocation that
+# aborts the process): particles per filter, paths per particle-filter forecast, paths
+# and time steps per Monte Carlo simulation.
+MAX_PARTICLES: Final[int]
+MAX_FORECAST_PATHS: Final[int]
+MAX_PATHS: Final[int]
+MAX_STEPS: Final[int]
 
 # ---- ukf ------------------------------------------------------------------------------
 

@@ -142,6 +142,7 @@ def test_identical_output_with_one_and_two_threads() -> None:
         ({"sigma_j": -0.1}, "sigma_j"),
         ({"sigma": -0.2}, "sigma"),
         ({"n_paths": 0}, "n_paths"),
+        ({"n_paths": 10**12}, "n_paths"),  # once an abort on the allocation
         ({"levels": [2.0]}, "levels"),
         ({"sigma_path": [0.2, 0.2]}, "sigma_path"),
     ],

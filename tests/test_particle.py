@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import rust_filters
 from rust_filters import EKPF, BootstrapPF
 from rust_filters.reference.kalman import kalman_filter
 from rust_filters.reference.particle import ParticleResult, bootstrap_pf, ekpf
@@ -214,6 +215,36 @@ def test_invalid_input_raises_and_leaves_the_state_unchanged(
 def test_too_few_particles_raise_value_error(cls: FilterClass, n_particles: int) -> None:
     with pytest.raises(ValueError, match="n_particles"):
         cls(n_particles)
+
+
+HUGE = 10**12  # terabytes of particles or paths: refused by the bound, never allocated
+
+
+@pytest.mark.parametrize(
+    ("make", "argument"),
+    [
+        (lambda: BootstrapPF(HUGE), "n_particles"),
+        (lambda: EKPF(HUGE), "n_particles"),
+        (lambda: BootstrapPF(rust_filters.MAX_PARTICLES + 1), "n_particles"),
+        (
+            lambda: EKPF.linear_gaussian(HUGE, c=0.0, phi=0.5, sigma=1.0, tau=1.0),
+            "n_particles",
+        ),
+        (lambda: BootstrapPF(100).forecast(1, price=100.0, n_paths=HUGE), "n_paths"),
+        (
+            lambda: BootstrapPF(100).forecast(
+                1, price=100.0, n_paths=rust_filters.MAX_FORECAST_PATHS + 1
+            ),
+            "n_paths",
+        ),
+    ],
+)
+def test_sizes_beyond_the_bound_raise_value_error_naming_the_argument(
+    make: Callable[[], object], argument: str
+) -> None:
+    # These once aborted the process on the allocation (a crash, not an exception).
+    with pytest.raises(ValueError, match=f"{argument} must be in \\[1, "):
+        make()
 
 
 @pytest.mark.parametrize("cls", FILTERS)

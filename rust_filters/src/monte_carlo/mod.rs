@@ -31,7 +31,9 @@ use jumps::SparseJumps;
 use kernel::{run_chunk, ChunkOut, StepTable};
 use order_stats::quantiles_of_transform;
 
-pub use spec::{InvalidArgument, Jumps, Request, Simulation, Volatility, DEFAULT_LEVELS};
+pub use spec::{
+    InvalidArgument, Jumps, Request, Simulation, Volatility, DEFAULT_LEVELS, MAX_PATHS, MAX_STEPS,
+};
 pub use summary::{path_range, PathRange, PathSamples, Summary};
 
 /// Paths per chunk (one RNG stream each). 1024 keeps 10,000 paths in 10 chunks, enough

@@ -2,6 +2,15 @@
 
 use std::fmt;
 
+/// The most paths one simulation takes: the kernel keeps 3 doubles a path (6 with
+/// `keep_samples`), about 0.8 GiB (1.6 GiB) at this bound, far beyond the workloads'
+/// million; a clear error instead of an allocation that aborts the process.
+pub const MAX_PATHS: usize = 1 << 25;
+
+/// The most time steps one simulation takes: the per-step tables hold a few doubles a
+/// step (128 MiB each at this bound).
+pub const MAX_STEPS: usize = 1 << 24;
+
 /// Diffusion volatility (annualised): one value, or one value per time step (e.g. the
 /// variance path of a volatility model), in which case it overrides the constant.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,17 +138,16 @@ impl Simulation {
         positive("s0", self.s0)?;
         finite("mu", self.mu)?;
         positive("dt", self.dt)?;
-        if self.n_paths == 0 {
-            return Err(invalid("n_paths", "must be >= 1, got 0".into()));
-        }
-        if self.n_steps == 0 {
-            return Err(invalid("n_steps", "must be >= 1, got 0".into()));
-        }
-        if self.n_paths.checked_mul(self.n_steps).is_none() {
-            return Err(invalid(
-                "n_paths * n_steps",
-                format!("overflows: {} * {}", self.n_paths, self.n_steps),
-            ));
+        for (name, value, max, max_name) in [
+            ("n_paths", self.n_paths, MAX_PATHS, "MAX_PATHS"),
+            ("n_steps", self.n_steps, MAX_STEPS, "MAX_STEPS"),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(invalid(
+                    name,
+                    format!("must be in [1, {max}] ({max_name}), got {value}"),
+                ));
+            }
         }
         // Huge but finite values could still overflow the per-step drift to inf / NaN.
         let step_finite = |name: &str, sigma: f64| {
@@ -290,6 +298,18 @@ mod tests {
             "n_steps"
         );
         assert_eq!(rejected_argument(Simulation { dt: 0.0, ..gbm() }), "dt");
+        for n_paths in [MAX_PATHS + 1, usize::MAX] {
+            assert_eq!(
+                rejected_argument(Simulation { n_paths, ..gbm() }),
+                "n_paths"
+            );
+        }
+        for n_steps in [MAX_STEPS + 1, usize::MAX] {
+            assert_eq!(
+                rejected_argument(Simulation { n_steps, ..gbm() }),
+                "n_steps"
+            );
+        }
         assert_eq!(
             rejected_argument(Simulation {
                 volatility: Volatility::PerStep(vec![0.2; 4]),

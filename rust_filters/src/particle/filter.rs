@@ -45,7 +45,7 @@ use super::model::{check_finite, Model, Observation, StateSpaceModel, Transition
 use super::resample::{fill_offsets, Systematic};
 use super::runner::Runner;
 use super::spare;
-use super::{ParticleError, CHUNK};
+use super::{ParticleError, CHUNK, MAX_PARTICLES};
 use crate::normals::BlockNormals;
 use crate::rng;
 use crate::snapshot;
@@ -293,9 +293,9 @@ impl ParticleFilter {
         config: FilterConfig,
     ) -> Result<Self, ParticleError> {
         model.validate()?;
-        if config.n_particles < 1 {
+        if !(1..=MAX_PARTICLES).contains(&config.n_particles) {
             return Err(ParticleError::invalid(format!(
-                "n_particles must be >= 1, got {}",
+                "n_particles must be in [1, {MAX_PARTICLES}] (MAX_PARTICLES), got {}",
                 config.n_particles
             )));
         }
@@ -652,7 +652,7 @@ impl ParticleFilter {
             .validate()
             .map_err(|e| corrupt(&e.to_string()))?;
         check_ess_threshold(state.ess_threshold).map_err(|e| corrupt(&e.to_string()))?;
-        if state.proposal != proposal || state.n < 1 {
+        if state.proposal != proposal || !(1..=MAX_PARTICLES).contains(&state.n) {
             return Err(corrupt("header"));
         }
         let with_p = proposal == Proposal::Ekf;

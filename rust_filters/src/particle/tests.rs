@@ -275,6 +275,17 @@ fn invalid_input_is_refused_and_changes_nothing() {
     let model = Model::Sv(SvModel::PITT_SHEPHARD);
     let new = |config| ParticleFilter::new(model, Proposal::Bootstrap, config);
     assert!(new(FilterConfig::new(0, 1)).is_err());
+    // Beyond the bound: refused before any allocation (these once aborted the process).
+    for n in [MAX_PARTICLES + 1, 1 << 40, usize::MAX] {
+        let err = new(FilterConfig::new(n, 1)).unwrap_err();
+        assert!(err.to_string().contains("n_particles"), "{err}");
+    }
+    let too_many_paths = ForecastSpec {
+        n_paths: Some(MAX_FORECAST_PATHS + 1),
+        ..ForecastSpec::new(1, 100.0)
+    };
+    let err = f.forecast(&too_many_paths).unwrap_err();
+    assert!(err.to_string().contains("n_paths"), "{err}");
     let bad_ess = FilterConfig {
         ess_threshold: 1.5,
         ..FilterConfig::new(10, 1)

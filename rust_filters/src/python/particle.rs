@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::particle::{
     FilterConfig, ForecastSpec, LinearGaussianModel, Model, ParticleError, ParticleFilter,
-    Proposal, SvModel,
+    Proposal, SvModel, MAX_FORECAST_PATHS, MAX_PARTICLES,
 };
 
 type FloatArrayLike<'py> = PyArrayLike1<'py, f64, AllowTypeChange>;
@@ -359,5 +359,7 @@ particle_filter_class!(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBootstrapPf>()?;
     m.add_class::<PyEkpf>()?;
+    m.add("MAX_PARTICLES", MAX_PARTICLES)?;
+    m.add("MAX_FORECAST_PATHS", MAX_FORECAST_PATHS)?;
     Ok(())
 }
