@@ -13,6 +13,7 @@ __all__ = [
     "MAX_PARTICLES",
     "MAX_PATHS",
     "MAX_STEPS",
+    "MAX_THREADS",
     "UKF",
     "BootstrapPF",
     "LinearGaussianModel",
@@ -34,11 +35,12 @@ _FloatArray: TypeAlias = npt.NDArray[np.float64]
 
 # Upper bounds of the size arguments (a clear ValueError instead of an allocation that
 # aborts the process): particles per filter, paths per particle-filter forecast, paths
-# and time steps per Monte Carlo simulation.
+# and time steps per Monte Carlo simulation, worker threads (``threads=``).
 MAX_PARTICLES: Final[int]
 MAX_FORECAST_PATHS: Final[int]
 MAX_PATHS: Final[int]
 MAX_STEPS: Final[int]
+MAX_THREADS: Final[int]
 
 # ---- ukf ------------------------------------------------------------------------------
 

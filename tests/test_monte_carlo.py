@@ -253,6 +253,7 @@ BAD_GBM_ARGUMENTS = [
     ({"sigma_path": [0.2, 0.2, -0.1, 0.2, 0.2]}, r"sigma_path\[2\]"),
     ({"sigma_path": [0.2, math.nan, 0.2, 0.2, 0.2]}, r"sigma_path\[1\]"),
     ({"threads": 0}, "threads"),
+    ({"threads": 10**6}, "threads"),  # once a PanicException from the pool builder
     ({"seed": -1}, "seed"),
     ({"path_confidence": 0.0}, "path_confidence"),
     ({"path_confidence": 1.5}, "path_confidence"),

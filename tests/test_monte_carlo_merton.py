@@ -138,6 +138,7 @@ def test_identical_output_with_one_and_two_threads() -> None:
     [
         ({"lam": -1.0}, "lam"),
         ({"lam": math.nan}, "lam"),
+        ({"lam": 1e22}, "lam"),  # once a PanicException from rand_distr's Poisson
         ({"mu_j": math.inf}, "mu_j"),
         ({"sigma_j": -0.1}, "sigma_j"),
         ({"sigma": -0.2}, "sigma"),

@@ -257,6 +257,7 @@ def test_sizes_beyond_the_bound_raise_value_error_naming_the_argument(
         {"mu": float("nan")},
         {"ess_threshold": 1.5},
         {"threads": 0},
+        {"threads": 10**6},  # once seconds of thread spawning before the error
     ],
 )
 def test_bad_construction_raises_value_error(cls: FilterClass, kwargs: dict[str, Any]) -> None:

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use rand_distr::Poisson;
+
 /// The most paths one simulation takes: the kernel keeps 3 doubles a path (6 with
 /// `keep_samples`), about 0.8 GiB (1.6 GiB) at this bound, far beyond the workloads'
 /// million; a clear error instead of an allocation that aborts the process.
@@ -188,6 +190,20 @@ impl Simulation {
         }
         if let Some(j) = &self.jumps {
             non_negative("lam", j.lam)?;
+            // The jump count of a step is Poisson(lam dt): rand_distr's sampler takes means
+            // up to `Poisson::MAX_LAMBDA` (about 1.8e19; its construction panicked beyond).
+            let max_lam = Poisson::<f64>::MAX_LAMBDA / self.dt;
+            if j.lam * self.dt > Poisson::<f64>::MAX_LAMBDA {
+                return Err(invalid(
+                    "lam",
+                    format!(
+                        "must be <= {max_lam:e} (Poisson::MAX_LAMBDA / dt: the mean jump count \
+                         of a step, lam dt, is at most {:e}), got {}",
+                        Poisson::<f64>::MAX_LAMBDA,
+                        j.lam
+                    ),
+                ));
+            }
             finite("mu_j", j.mu_j)?;
             non_negative("sigma_j", j.sigma_j)?;
             if !j.kappa().is_finite() || !(j.lam * j.kappa() * self.dt).is_finite() {
@@ -336,6 +352,18 @@ mod tests {
             }),
             "lam"
         );
+        // lam dt beyond what the Poisson sampler takes (its construction panicked); with
+        // no jump size the compensator stays finite, so only this check catches 1e300.
+        for (lam, mu_j, sigma_j) in [(1e22, -0.05, 0.1), (1e300, 0.0, 0.0)] {
+            let jumps = Jumps { lam, mu_j, sigma_j };
+            assert_eq!(
+                rejected_argument(Simulation {
+                    jumps: Some(jumps),
+                    ..gbm()
+                }),
+                "lam"
+            );
+        }
     }
 
     #[test]

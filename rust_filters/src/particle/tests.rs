@@ -291,11 +291,14 @@ fn invalid_input_is_refused_and_changes_nothing() {
         ..FilterConfig::new(10, 1)
     };
     assert!(new(bad_ess).is_err());
-    let no_threads = FilterConfig {
-        threads: Some(0),
-        ..FilterConfig::new(10, 1)
-    };
-    assert!(new(no_threads).is_err());
+    for threads in [0, crate::threads::MAX_THREADS + 1, 1_000_000] {
+        let config = FilterConfig {
+            threads: Some(threads),
+            ..FilterConfig::new(10, 1)
+        };
+        let err = new(config).unwrap_err();
+        assert!(err.to_string().contains("threads must be in [1, "), "{err}");
+    }
 }
 
 #[test]

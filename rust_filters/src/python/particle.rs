@@ -361,5 +361,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEkpf>()?;
     m.add("MAX_PARTICLES", MAX_PARTICLES)?;
     m.add("MAX_FORECAST_PATHS", MAX_FORECAST_PATHS)?;
+    m.add("MAX_THREADS", crate::threads::MAX_THREADS)?;
     Ok(())
 }
