@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from filterpy.kalman import MerweScaledSigmaPoints, UnscentedKalmanFilter
 
@@ -294,6 +295,25 @@ def test_invalid_construction_names_the_argument() -> None:
         SmileModel(measurement="price")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="model must be"):
         UKF(object(), [0.0], [[1.0]])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("q", "r", "message"),
+    [
+        (np.eye(2), -np.eye(2), "R must be positive definite"),
+        (np.eye(2), -0.5 * np.eye(2), "R must be positive definite"),
+        (-np.eye(2), np.eye(2), "Q must be positive semi-definite"),
+        ([[1.0, 2.0], [2.0, 1.0]], np.eye(2), "Q must be positive semi-definite"),
+    ],
+)
+def test_noise_covariances_that_are_not_definite_are_refused(
+    q: npt.ArrayLike, r: npt.ArrayLike, message: str
+) -> None:
+    # Accepted before, they made P indefinite with no reset and no jitter warning.
+    with pytest.raises(ValueError, match=message):
+        LinearGaussianModel(np.eye(2), np.eye(2), q, r)
+    with pytest.raises(ValueError, match=message):
+        PythonModel(lambda x, dt: x, lambda x: x, q, r)
 
 
 # ---- divergence ---------------------------------------------------------------------------

@@ -20,8 +20,8 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::snapshot::{self, SnapshotError};
 use crate::ukf::{
-    check_state_dims, LinearGaussian, SigmaParams, Smile, SmileMeasurement, SmileQuote, StochVol,
-    StochVolPrice, Ukf, UkfError, UkfModel, UkfState,
+    check_noise_covariance, check_state_dims, LinearGaussian, SigmaParams, Smile, SmileMeasurement,
+    SmileQuote, StochVol, StochVolPrice, Ukf, UkfError, UkfModel, UkfState,
 };
 
 fn value_error(e: UkfError) -> PyErr {
@@ -638,6 +638,8 @@ impl PyPythonModel {
         if q.iter().chain(&r).any(|v| !v.is_finite()) {
             return Err(PyValueError::new_err("Q and R must be finite"));
         }
+        check_noise_covariance("Q", &q, n, false).map_err(value_error)?;
+        check_noise_covariance("R", &r, m, true).map_err(value_error)?;
         Ok(PyPythonModel {
             fx: fx.clone().unbind(),
             hx: hx.clone().unbind(),

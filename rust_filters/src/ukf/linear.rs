@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, UkfError, UkfModel};
+use super::{check_noise_covariance, invalid, UkfError, UkfModel};
 
 /// ```text
 /// x_t = c + F x_{t-1} + w_t,  w_t ~ N(0, Q)
@@ -71,6 +71,8 @@ impl LinearGaussian {
                 }
             }
         }
+        check_noise_covariance("Q", &q, n, false)?;
+        check_noise_covariance("R", &r, m, true)?;
         Ok(LinearGaussian {
             n,
             m,
