@@ -3,7 +3,9 @@ the NumPy reference and filterpy; snapshots; invalid input; divergence; the Pyth
 
 from __future__ import annotations
 
+import math
 import pickle
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -229,6 +231,31 @@ def test_restore_rejects_bad_bytes() -> None:
         UKF.restore(b"garbage!")
     with pytest.raises(ValueError):
         UKF.restore(data[:-3])
+
+
+def test_restore_refuses_a_snapshot_with_corrupt_values() -> None:
+    # Each f64 is stored as its 8 IEEE bytes: overwrite one value in place. Restored
+    # before, these gave a filter running on NaN, alpha = 0 or an indefinite P.
+    model = StochVolModel()
+    ukf = UKF(model, *model.workload_prior())
+    ukf.step([0.3, 0.3])
+    data = ukf.snapshot()
+
+    def patched(old: float, new: float) -> bytes:
+        packed = struct.pack("<d", old)
+        assert data.count(packed) >= 1
+        return data.replace(packed, struct.pack("<d", new), 1)
+
+    for old, new, argument in [
+        (ukf.x[0], math.nan, "x must be finite"),
+        (ukf.alpha, math.nan, "alpha"),
+        (ukf.alpha, 0.0, "alpha"),
+        (ukf.P[0, 0], -5.0, "P must be"),
+        (model.phi, 7.0, "phi"),
+        (model.sigma, -1.0, "sigma"),
+    ]:
+        with pytest.raises(ValueError, match=f"corrupt UKF snapshot: {argument}"):
+            UKF.restore(patched(old, new))
 
 
 def test_models_pickle() -> None:

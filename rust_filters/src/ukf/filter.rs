@@ -588,7 +588,34 @@ impl<M: UkfModel + Serialize + DeserializeOwned> Ukf<M> {
     /// A filter from [`Ukf::snapshot`] bytes; it continues bit-identically.
     pub fn restore(bytes: &[u8]) -> Result<Self, SnapshotError> {
         let (model, state): (M, UkfState) = snapshot::from_bytes(&Self::kind(), bytes)?;
-        check_state_dims(&state, model.state_dim())?;
+        Self::from_restored(model, state)
+    }
+}
+
+impl<M: UkfModel> Ukf<M> {
+    /// A filter from a restored model and state, after the constructor's checks: sizes,
+    /// model parameters, sigma-point parameters, a finite `x` and `x0`, a finite symmetric
+    /// `P` with a Cholesky factor (with the filter's jitter, as every committed `P` has)
+    /// and a positive definite `P0`. A corrupt snapshot is an error, not a filter that
+    /// runs on NaN or an indefinite covariance.
+    pub fn from_restored(model: M, state: UkfState) -> Result<Self, SnapshotError> {
+        let n = model.state_dim();
+        check_state_dims(&state, n)?;
+        let corrupt = |e: UkfError| SnapshotError(format!("corrupt UKF snapshot: {e}"));
+        model.validate().map_err(corrupt)?;
+        state.params.check(n).map_err(corrupt)?;
+        check_vector("x", &state.x, n).map_err(corrupt)?;
+        check_vector("x0", &state.x0, n).map_err(corrupt)?;
+        check_covariance("P0", &state.p0, n).map_err(corrupt)?;
+        check_vector("P", &state.p, n * n).map_err(corrupt)?;
+        let mut p = state.p.clone();
+        crate::linalg::symmetrize(&mut p, n);
+        let mut l = vec![0.0; n * n];
+        if p != state.p || cholesky_jitter(&p, n, 1.0, &mut l).is_err() {
+            return Err(corrupt(UkfError::InvalidInput(
+                "P must be symmetric and positive definite".into(),
+            )));
+        }
         Ok(Self::from_state(model, state))
     }
 }

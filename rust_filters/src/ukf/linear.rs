@@ -99,6 +99,17 @@ impl UkfModel for LinearGaussian {
     const NAME: &'static str = "LinearGaussian";
     const CONSTANT_MEASUREMENT_NOISE: bool = true;
 
+    fn validate(&self) -> Result<(), UkfError> {
+        let (f, h, q, r) = (
+            self.f.clone(),
+            self.h.clone(),
+            self.q.clone(),
+            self.r.clone(),
+        );
+        let (c, d) = (Some(self.c.clone()), Some(self.d.clone()));
+        LinearGaussian::new(self.n, self.m, f, h, q, r, c, d).map(drop)
+    }
+
     fn state_dim(&self) -> usize {
         self.n
     }

@@ -40,6 +40,9 @@ pub trait UkfModel {
     /// Name used to tag snapshots.
     const NAME: &'static str;
 
+    /// The constructor's checks of the parameters, again (a restored snapshot is checked
+    /// as a new model would be).
+    fn validate(&self) -> Result<(), UkfError>;
     /// State dimension `n`.
     fn state_dim(&self) -> usize;
     /// Measurement dimension `m` for this design.

@@ -484,3 +484,38 @@ fn a_covariance_that_loses_definiteness_is_a_divergence() {
     assert!(reason.starts_with("update: P"), "{reason}");
     assert_eq!(ukf.x(), &x0);
 }
+
+#[test]
+fn restore_runs_the_constructor_checks() {
+    let model = StochVol::workload();
+    let (x0, p0) = model.workload_prior();
+    let mut ukf = Ukf::new(model, &x0, &p0, SigmaParams::standard(2)).unwrap();
+    ukf.step(&[0.3, 0.3], 1.0).unwrap();
+    let kind = Ukf::<StochVol>::kind();
+    let bytes = |m: &StochVol, s: &UkfState| crate::snapshot::to_bytes(&kind, &(m, s));
+    assert!(Ukf::<StochVol>::restore(&bytes(&model, ukf.state())).is_ok());
+    type Corruption = fn(&mut StochVol, &mut UkfState);
+    let corruptions: [(&str, Corruption); 10] = [
+        ("x must be finite", |_, s| s.x[0] = f64::NAN),
+        ("x0 must be finite", |_, s| s.x0[0] = f64::INFINITY),
+        ("alpha", |_, s| s.params.alpha = f64::NAN),
+        ("alpha", |_, s| s.params.alpha = 0.0),
+        ("kappa", |_, s| s.params.kappa = -10.0),
+        ("P must be symmetric and positive definite", |_, s| {
+            s.p[0] = -5.0
+        }),
+        ("P must be symmetric and positive definite", |_, s| {
+            s.p[1] += 1e-3
+        }),
+        ("P0 must be positive definite", |_, s| s.p0[3] = -1.0),
+        ("phi", |m, _| m.phi = 7.0),
+        ("sigma", |m, _| m.sigma = -1.0),
+    ];
+    for (expected, corrupt) in corruptions {
+        let (mut m, mut s) = (model, ukf.state().clone());
+        corrupt(&mut m, &mut s);
+        let err = Ukf::<StochVol>::restore(&bytes(&m, &s)).unwrap_err();
+        assert!(err.0.starts_with("corrupt UKF snapshot"), "{err}");
+        assert!(err.0.contains(expected), "{expected}: {err}");
+    }
+}
