@@ -270,6 +270,9 @@ class BootstrapPF:
     @property
     def n_resets(self) -> int: ...
     @property
+    def n_degenerate(self) -> int:
+        """Steps whose ESS after reweighting stayed below 1 % of the particles."""
+    @property
     def last_reset_reason(self) -> str | None: ...
     @property
     def n_observations(self) -> int: ...
@@ -354,6 +357,9 @@ class EKPF:
     def n_resamples(self) -> int: ...
     @property
     def n_resets(self) -> int: ...
+    @property
+    def n_degenerate(self) -> int:
+        """Steps whose ESS after reweighting stayed below 1 % of the particles."""
     @property
     def last_reset_reason(self) -> str | None: ...
     @property

@@ -181,6 +181,14 @@ macro_rules! particle_filter_class {
                 self.inner.n_resets()
             }
 
+            /// Steps whose weights stayed degenerate (effective sample size after
+            /// reweighting below 1 % of the particles, after the EKPF's Laplace redo, or all
+            /// weights zero): a forecast then rests on a handful of particles.
+            #[getter]
+            fn n_degenerate(&self) -> u64 {
+                self.inner.n_degenerate()
+            }
+
             #[getter]
             fn last_reset_reason(&self) -> Option<String> {
                 self.inner.last_reset_reason().map(str::to_owned)
