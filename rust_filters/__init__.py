@@ -8,6 +8,11 @@ Python column) live in :mod:`rust_filters.reference`.
 
 from rust_filters._core import (
     EKPF,
+    MAX_FORECAST_PATHS,
+    MAX_PARTICLES,
+    MAX_PATHS,
+    MAX_STEPS,
+    MAX_THREADS,
     UKF,
     BootstrapPF,
     LinearGaussianModel,
@@ -27,6 +32,11 @@ from rust_filters._core import (
 
 __all__ = [
     "EKPF",
+    "MAX_FORECAST_PATHS",
+    "MAX_PARTICLES",
+    "MAX_PATHS",
+    "MAX_STEPS",
+    "MAX_THREADS",
     "UKF",
     "BootstrapPF",
     "LinearGaussianModel",

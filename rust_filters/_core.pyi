@@ -1,7 +1,7 @@
 """Type stubs for the compiled extension :mod:`rust_filters._core`."""
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeAlias, final
+from typing import Any, Final, Literal, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +9,11 @@ import numpy.typing as npt
 __version__: str
 __all__ = [
     "EKPF",
+    "MAX_FORECAST_PATHS",
+    "MAX_PARTICLES",
+    "MAX_PATHS",
+    "MAX_STEPS",
+    "MAX_THREADS",
     "UKF",
     "BootstrapPF",
     "LinearGaussianModel",
@@ -27,6 +32,15 @@ __all__ = [
 ]
 
 _FloatArray: TypeAlias = npt.NDArray[np.float64]
+
+# Upper bounds of the size arguments (a clear ValueError instead of an allocation that
+# aborts the process): particles per filter, paths per particle-filter forecast, paths
+# and time steps per Monte Carlo simulation, worker threads (``threads=``).
+MAX_PARTICLES: Final[int]
+MAX_FORECAST_PATHS: Final[int]
+MAX_PATHS: Final[int]
+MAX_STEPS: Final[int]
+MAX_THREADS: Final[int]
 
 # ---- ukf ------------------------------------------------------------------------------
 
@@ -256,6 +270,9 @@ class BootstrapPF:
     @property
     def n_resets(self) -> int: ...
     @property
+    def n_degenerate(self) -> int:
+        """Steps whose ESS after reweighting stayed below 1 % of the particles."""
+    @property
     def last_reset_reason(self) -> str | None: ...
     @property
     def n_observations(self) -> int: ...
@@ -340,6 +357,9 @@ class EKPF:
     def n_resamples(self) -> int: ...
     @property
     def n_resets(self) -> int: ...
+    @property
+    def n_degenerate(self) -> int:
+        """Steps whose ESS after reweighting stayed below 1 % of the particles."""
     @property
     def last_reset_reason(self) -> str | None: ...
     @property

@@ -239,6 +239,11 @@ BAD_GBM_ARGUMENTS = [
     ({"n_paths": 0}, "n_paths"),
     ({"n_paths": -5}, "n_paths"),
     ({"n_steps": 0}, "n_steps"),
+    # Sizes beyond the bounds: these once aborted the process on the allocation.
+    ({"n_paths": 10**12}, "n_paths"),
+    ({"n_paths": rust_filters.MAX_PATHS + 1}, "n_paths"),
+    ({"n_paths": 10**9, "keep_samples": True}, "n_paths"),
+    ({"n_steps": 10**12, "n_paths": 1}, "n_steps"),
     ({"dt": 0.0}, "dt"),
     ({"levels": [0.5, 1.5]}, r"levels\[1\]"),
     ({"levels": [math.nan]}, r"levels\[0\]"),
@@ -248,6 +253,7 @@ BAD_GBM_ARGUMENTS = [
     ({"sigma_path": [0.2, 0.2, -0.1, 0.2, 0.2]}, r"sigma_path\[2\]"),
     ({"sigma_path": [0.2, math.nan, 0.2, 0.2, 0.2]}, r"sigma_path\[1\]"),
     ({"threads": 0}, "threads"),
+    ({"threads": 10**6}, "threads"),  # once a PanicException from the pool builder
     ({"seed": -1}, "seed"),
     ({"path_confidence": 0.0}, "path_confidence"),
     ({"path_confidence": 1.5}, "path_confidence"),

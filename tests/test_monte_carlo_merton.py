@@ -138,10 +138,12 @@ def test_identical_output_with_one_and_two_threads() -> None:
     [
         ({"lam": -1.0}, "lam"),
         ({"lam": math.nan}, "lam"),
+        ({"lam": 1e22}, "lam"),  # once a PanicException from rand_distr's Poisson
         ({"mu_j": math.inf}, "mu_j"),
         ({"sigma_j": -0.1}, "sigma_j"),
         ({"sigma": -0.2}, "sigma"),
         ({"n_paths": 0}, "n_paths"),
+        ({"n_paths": 10**12}, "n_paths"),  # once an abort on the allocation
         ({"levels": [2.0]}, "levels"),
         ({"sigma_path": [0.2, 0.2]}, "sigma_path"),
     ],

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import rust_filters
 from rust_filters import EKPF, BootstrapPF
 from rust_filters.reference.kalman import kalman_filter
 from rust_filters.reference.particle import ParticleResult, bootstrap_pf, ekpf
@@ -216,6 +217,36 @@ def test_too_few_particles_raise_value_error(cls: FilterClass, n_particles: int)
         cls(n_particles)
 
 
+HUGE = 10**12  # terabytes of particles or paths: refused by the bound, never allocated
+
+
+@pytest.mark.parametrize(
+    ("make", "argument"),
+    [
+        (lambda: BootstrapPF(HUGE), "n_particles"),
+        (lambda: EKPF(HUGE), "n_particles"),
+        (lambda: BootstrapPF(rust_filters.MAX_PARTICLES + 1), "n_particles"),
+        (
+            lambda: EKPF.linear_gaussian(HUGE, c=0.0, phi=0.5, sigma=1.0, tau=1.0),
+            "n_particles",
+        ),
+        (lambda: BootstrapPF(100).forecast(1, price=100.0, n_paths=HUGE), "n_paths"),
+        (
+            lambda: BootstrapPF(100).forecast(
+                1, price=100.0, n_paths=rust_filters.MAX_FORECAST_PATHS + 1
+            ),
+            "n_paths",
+        ),
+    ],
+)
+def test_sizes_beyond_the_bound_raise_value_error_naming_the_argument(
+    make: Callable[[], object], argument: str
+) -> None:
+    # These once aborted the process on the allocation (a crash, not an exception).
+    with pytest.raises(ValueError, match=f"{argument} must be in \\[1, "):
+        make()
+
+
 @pytest.mark.parametrize("cls", FILTERS)
 @pytest.mark.parametrize(
     "kwargs",
@@ -226,11 +257,36 @@ def test_too_few_particles_raise_value_error(cls: FilterClass, n_particles: int)
         {"mu": float("nan")},
         {"ess_threshold": 1.5},
         {"threads": 0},
+        {"threads": 10**6},  # once seconds of thread spawning before the error
     ],
 )
 def test_bad_construction_raises_value_error(cls: FilterClass, kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         cls(100, **kwargs)
+
+
+def test_a_crash_return_keeps_the_ekpf_range_sane_and_is_counted() -> None:
+    # The audit's case: a year of ~1 %/day returns, then a 23-sigma drop. The EKF
+    # proposal overshot by tens of log-variance units (5-day range 330..70,230 on 4500,
+    # the bootstrap filter 4042..5026); the degenerate step is redone with the Laplace
+    # proposal and counted in n_degenerate.
+    base = np.random.default_rng(0).standard_normal(250)
+    ranges = {}
+    for cls in FILTERS:
+        f = cls(2000, mu=0.0, phi=0.98, sigma=0.15, seed=1)
+        f.filter(base)
+        assert f.n_degenerate == 0
+        f.step(-22.9)
+        fc = f.forecast(5, price=4500.0, path_confidence=0.9)
+        ranges[cls] = (fc["price"][0], fc["price"][-1])
+        # A handful of effective particles after such a return, whatever the proposal.
+        assert f.n_degenerate == 1 and f.ess < 0.01 * 2000
+        assert cls.restore(f.snapshot()).n_degenerate == 1
+    # Both proposals target the same posterior: the 5 % and 95 % price quantiles agree
+    # within a few percent (Monte Carlo error of a degenerate cloud), not orders of
+    # magnitude.
+    for ekpf_q, bootstrap_q in zip(ranges[EKPF], ranges[BootstrapPF], strict=True):
+        assert ekpf_q == pytest.approx(bootstrap_q, rel=0.05)
 
 
 @pytest.mark.parametrize("cls", FILTERS)
@@ -241,6 +297,7 @@ def test_degenerate_weights_reset_and_say_so(sv_y: np.ndarray, cls: FilterClass)
     # y^2 overflows to inf: the observation is impossible under every particle.
     assert f.step(1e200) == -np.inf
     assert f.n_resets == 1
+    assert f.n_degenerate == 1
     assert "t=5" in (f.last_reset_reason or "")
     assert f.ess == 2000
     assert np.isfinite(f.step(float(sv_y[5])))

@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
+import rust_filters
 from models.tick_filters import GAP_DT, NS, SESSION_SECONDS, SVParams, TickFilters
 
 DAY_OPEN = 1_514_903_400 * NS  # 2018-01-02 09:30 EST
@@ -98,6 +99,21 @@ def test_a_refused_tick_leaves_the_filters_unchanged() -> None:
     ts = DAY_OPEN + 86_401 * NS
     assert filters.update(ts, 101.0) == untouched.update(ts, 101.0)
     assert filters.ticks == untouched.ticks == 390
+
+
+def test_a_particle_count_beyond_the_bound_is_a_value_error() -> None:
+    # 10**12 particles once aborted the process on the allocation.
+    for n in (10**12, rust_filters.MAX_PARTICLES + 1):
+        with pytest.raises(ValueError, match="n_particles must be in"):
+            rust_filters.TickVolatility(
+                -0.5,
+                0.97,
+                0.18,
+                n_particles=n,
+                session_seconds=SESSION_SECONDS,
+                gap_seconds=3600.0,
+                gap_dt=GAP_DT,
+            )
 
 
 def test_prior_from_returns_needs_data() -> None:

@@ -3,11 +3,14 @@ the NumPy reference and filterpy; snapshots; invalid input; divergence; the Pyth
 
 from __future__ import annotations
 
+import math
 import pickle
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from filterpy.kalman import MerweScaledSigmaPoints, UnscentedKalmanFilter
 
@@ -230,6 +233,31 @@ def test_restore_rejects_bad_bytes() -> None:
         UKF.restore(data[:-3])
 
 
+def test_restore_refuses_a_snapshot_with_corrupt_values() -> None:
+    # Each f64 is stored as its 8 IEEE bytes: overwrite one value in place. Restored
+    # before, these gave a filter running on NaN, alpha = 0 or an indefinite P.
+    model = StochVolModel()
+    ukf = UKF(model, *model.workload_prior())
+    ukf.step([0.3, 0.3])
+    data = ukf.snapshot()
+
+    def patched(old: float, new: float) -> bytes:
+        packed = struct.pack("<d", old)
+        assert data.count(packed) >= 1
+        return data.replace(packed, struct.pack("<d", new), 1)
+
+    for old, new, argument in [
+        (ukf.x[0], math.nan, "x must be finite"),
+        (ukf.alpha, math.nan, "alpha"),
+        (ukf.alpha, 0.0, "alpha"),
+        (ukf.P[0, 0], -5.0, "P must be"),
+        (model.phi, 7.0, "phi"),
+        (model.sigma, -1.0, "sigma"),
+    ]:
+        with pytest.raises(ValueError, match=f"corrupt UKF snapshot: {argument}"):
+            UKF.restore(patched(old, new))
+
+
 def test_models_pickle() -> None:
     for model in (
         StochVolModel(phi=0.95),
@@ -294,6 +322,25 @@ def test_invalid_construction_names_the_argument() -> None:
         SmileModel(measurement="price")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="model must be"):
         UKF(object(), [0.0], [[1.0]])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("q", "r", "message"),
+    [
+        (np.eye(2), -np.eye(2), "R must be positive definite"),
+        (np.eye(2), -0.5 * np.eye(2), "R must be positive definite"),
+        (-np.eye(2), np.eye(2), "Q must be positive semi-definite"),
+        ([[1.0, 2.0], [2.0, 1.0]], np.eye(2), "Q must be positive semi-definite"),
+    ],
+)
+def test_noise_covariances_that_are_not_definite_are_refused(
+    q: npt.ArrayLike, r: npt.ArrayLike, message: str
+) -> None:
+    # Accepted before, they made P indefinite with no reset and no jitter warning.
+    with pytest.raises(ValueError, match=message):
+        LinearGaussianModel(np.eye(2), np.eye(2), q, r)
+    with pytest.raises(ValueError, match=message):
+        PythonModel(lambda x, dt: x, lambda x: x, q, r)
 
 
 # ---- divergence ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 //! EKF-proposal particle filters), `monte_carlo` (GBM and Merton jump diffusion), `wire`
 //! (the stream's tick parsing and range encoding), `tick_vol` (both filters stepped by
 //! every tick). Shared pieces: `rng` (seeded streams), `normals` (standard normals in
-//! blocks), `quantile`, `snapshot`, `linalg`. `python` holds
+//! blocks), `quantile`, `snapshot`, `linalg`, `threads` (the thread-count bound). `python` holds
 //! the thin PyO3 wrappers, compiled only with the `python` feature (which maturin turns on).
 
 pub mod linalg;
@@ -15,6 +15,7 @@ pub mod particle;
 pub mod quantile;
 pub mod rng;
 pub mod snapshot;
+pub mod threads;
 pub mod tick_vol;
 pub mod ukf;
 pub mod wire;

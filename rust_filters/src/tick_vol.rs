@@ -344,6 +344,26 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_with_a_corrupt_particle_count_is_refused() {
+        let mut f = filters(4);
+        for (ts, p) in ticks(20, 1.0, 3) {
+            f.update(ts, p);
+        }
+        for n in [1 << 45, usize::MAX] {
+            let saved = Saved {
+                ukf: f.ukf.snapshot(),
+                pf: f.pf.snapshot_claiming(n),
+                time: f.time,
+                last: f.last,
+                ticks: f.ticks,
+                rejected: f.rejected,
+            };
+            let err = TickVolatility::restore(&snapshot::to_bytes(KIND, &saved)).unwrap_err();
+            assert!(err.0.contains("corrupt"), "{err}");
+        }
+    }
+
+    #[test]
     fn bad_trading_time_is_refused() {
         let bad = TradingTime {
             gap_dt: 0.0,

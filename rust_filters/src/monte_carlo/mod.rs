@@ -31,22 +31,22 @@ use jumps::SparseJumps;
 use kernel::{run_chunk, ChunkOut, StepTable};
 use order_stats::quantiles_of_transform;
 
-pub use spec::{InvalidArgument, Jumps, Request, Simulation, Volatility, DEFAULT_LEVELS};
+pub use spec::{
+    InvalidArgument, Jumps, Request, Simulation, Volatility, DEFAULT_LEVELS, MAX_PATHS, MAX_STEPS,
+};
 pub use summary::{path_range, PathRange, PathSamples, Summary};
 
 /// Paths per chunk (one RNG stream each). 1024 keeps 10,000 paths in 10 chunks, enough
 /// to balance two threads, and a chunk's outputs (24 KiB) in L1/L2.
 pub const CHUNK_PATHS: usize = 1024;
 
-/// Rejects `threads == Some(0)`.
+/// Rejects a thread count outside `1..=MAX_THREADS` (see [`crate::threads`]).
 fn validate_threads(threads: Option<usize>) -> Result<(), InvalidArgument> {
-    if threads == Some(0) {
-        return Err(InvalidArgument {
-            argument: "threads".into(),
-            message: "must be >= 1 (or None for all cores), got 0".into(),
-        });
-    }
-    Ok(())
+    crate::threads::check_threads(threads).map_err(|message| InvalidArgument {
+        argument: "threads".into(),
+        // The message starts with the argument's name, which `Display` puts first.
+        message: message.trim_start_matches("threads ").into(),
+    })
 }
 
 /// The three per-path vectors as the kernel leaves them.
@@ -127,12 +127,12 @@ pub fn simulate_paths(
 ) -> Result<PathSamples, InvalidArgument> {
     sim.validate()?;
     validate_threads(threads)?;
-    Ok(pool::run_on(threads, || {
+    pool::run_on(threads, || {
         let raw = run_paths(sim);
         let samples = raw.to_prices(sim.s0);
         raw.recycle();
         samples
-    }))
+    })
 }
 
 /// Simulates and summarises: quantiles of the terminal, minimum and maximum prices at
@@ -145,7 +145,7 @@ pub fn simulate(
     sim.validate()?;
     request.validate()?;
     validate_threads(threads)?;
-    Ok(pool::run_on(threads, || {
+    pool::run_on(threads, || {
         let mut raw = run_paths(sim);
         let price = |x: f64| sim.s0 * x.exp();
         let path_range = request.path_confidence.map(|c| {
@@ -187,7 +187,7 @@ pub fn simulate(
             path_range,
             samples,
         }
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,17 @@
 
 use std::fmt;
 
+use rand_distr::Poisson;
+
+/// The most paths one simulation takes: the kernel keeps 3 doubles a path (6 with
+/// `keep_samples`), about 0.8 GiB (1.6 GiB) at this bound, far beyond the workloads'
+/// million; a clear error instead of an allocation that aborts the process.
+pub const MAX_PATHS: usize = 1 << 25;
+
+/// The most time steps one simulation takes: the per-step tables hold a few doubles a
+/// step (128 MiB each at this bound).
+pub const MAX_STEPS: usize = 1 << 24;
+
 /// Diffusion volatility (annualised): one value, or one value per time step (e.g. the
 /// variance path of a volatility model), in which case it overrides the constant.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,17 +140,16 @@ impl Simulation {
         positive("s0", self.s0)?;
         finite("mu", self.mu)?;
         positive("dt", self.dt)?;
-        if self.n_paths == 0 {
-            return Err(invalid("n_paths", "must be >= 1, got 0".into()));
-        }
-        if self.n_steps == 0 {
-            return Err(invalid("n_steps", "must be >= 1, got 0".into()));
-        }
-        if self.n_paths.checked_mul(self.n_steps).is_none() {
-            return Err(invalid(
-                "n_paths * n_steps",
-                format!("overflows: {} * {}", self.n_paths, self.n_steps),
-            ));
+        for (name, value, max, max_name) in [
+            ("n_paths", self.n_paths, MAX_PATHS, "MAX_PATHS"),
+            ("n_steps", self.n_steps, MAX_STEPS, "MAX_STEPS"),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(invalid(
+                    name,
+                    format!("must be in [1, {max}] ({max_name}), got {value}"),
+                ));
+            }
         }
         // Huge but finite values could still overflow the per-step drift to inf / NaN.
         let step_finite = |name: &str, sigma: f64| {
@@ -180,6 +190,20 @@ impl Simulation {
         }
         if let Some(j) = &self.jumps {
             non_negative("lam", j.lam)?;
+            // The jump count of a step is Poisson(lam dt): rand_distr's sampler takes means
+            // up to `Poisson::MAX_LAMBDA` (about 1.8e19; its construction panicked beyond).
+            let max_lam = Poisson::<f64>::MAX_LAMBDA / self.dt;
+            if j.lam * self.dt > Poisson::<f64>::MAX_LAMBDA {
+                return Err(invalid(
+                    "lam",
+                    format!(
+                        "must be <= {max_lam:e} (Poisson::MAX_LAMBDA / dt: the mean jump count \
+                         of a step, lam dt, is at most {:e}), got {}",
+                        Poisson::<f64>::MAX_LAMBDA,
+                        j.lam
+                    ),
+                ));
+            }
             finite("mu_j", j.mu_j)?;
             non_negative("sigma_j", j.sigma_j)?;
             if !j.kappa().is_finite() || !(j.lam * j.kappa() * self.dt).is_finite() {
@@ -290,6 +314,18 @@ mod tests {
             "n_steps"
         );
         assert_eq!(rejected_argument(Simulation { dt: 0.0, ..gbm() }), "dt");
+        for n_paths in [MAX_PATHS + 1, usize::MAX] {
+            assert_eq!(
+                rejected_argument(Simulation { n_paths, ..gbm() }),
+                "n_paths"
+            );
+        }
+        for n_steps in [MAX_STEPS + 1, usize::MAX] {
+            assert_eq!(
+                rejected_argument(Simulation { n_steps, ..gbm() }),
+                "n_steps"
+            );
+        }
         assert_eq!(
             rejected_argument(Simulation {
                 volatility: Volatility::PerStep(vec![0.2; 4]),
@@ -316,6 +352,18 @@ mod tests {
             }),
             "lam"
         );
+        // lam dt beyond what the Poisson sampler takes (its construction panicked); with
+        // no jump size the compensator stays finite, so only this check catches 1e300.
+        for (lam, mu_j, sigma_j) in [(1e22, -0.05, 0.1), (1e300, 0.0, 0.0)] {
+            let jumps = Jumps { lam, mu_j, sigma_j };
+            assert_eq!(
+                rejected_argument(Simulation {
+                    jumps: Some(jumps),
+                    ..gbm()
+                }),
+                "lam"
+            );
+        }
     }
 
     #[test]

@@ -213,8 +213,17 @@ fn path_range_covers_the_confidence() {
 
 #[test]
 fn bad_arguments_are_rejected_with_their_name() {
-    let err = simulate(&gbm(10, 5), &Request::default(), Some(0)).unwrap_err();
-    assert_eq!(err.argument, "threads");
+    // 0, and counts beyond the bound (a million panicked when the pool could not start).
+    for threads in [0, crate::threads::MAX_THREADS + 1, 1_000_000] {
+        let err = simulate(&gbm(10, 5), &Request::default(), Some(threads)).unwrap_err();
+        assert_eq!(err.argument, "threads");
+        assert!(
+            err.to_string().starts_with("threads must be in [1, "),
+            "{err}"
+        );
+        let err = simulate_paths(&gbm(10, 5), Some(threads)).unwrap_err();
+        assert_eq!(err.argument, "threads");
+    }
     let err = simulate(
         &Simulation {
             n_paths: 0,

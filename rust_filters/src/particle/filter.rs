@@ -30,6 +30,13 @@
 //! their own. The per-particle loops use [`super::fastmath`] and are compiled for AVX2
 //! too (chosen at run time, same bits).
 //!
+//! Degenerate steps: when the effective sample size after reweighting falls below
+//! [`DEGENERATE_ESS_FRACTION`] of `N` (or every weight is zero), the EKPF redoes the move
+//! from the same ancestors and normals with a Laplace proposal (`laplace_chunk`: the EKF
+//! step, linear in `y^2`, overshoots by tens of log-variance units after a crash-size
+//! return). A step not degenerate is untouched, so the workloads' check values stay
+//! those of the EKF proposal. A step still degenerate counts in `n_degenerate`.
+//!
 //! Degeneracy: if every weight is `-inf` or NaN (an observation impossible under every
 //! particle, e.g. `y^2` overflowing), the filter cannot normalise. It then redraws the
 //! cloud from the prior with uniform weights, counts the reset in `n_resets`, records
@@ -45,7 +52,7 @@ use super::model::{check_finite, Model, Observation, StateSpaceModel, Transition
 use super::resample::{fill_offsets, Systematic};
 use super::runner::Runner;
 use super::spare;
-use super::{ParticleError, CHUNK};
+use super::{ParticleError, CHUNK, MAX_PARTICLES};
 use crate::normals::BlockNormals;
 use crate::rng;
 use crate::snapshot;
@@ -54,6 +61,10 @@ use crate::snapshot;
 const RESAMPLE_STREAM: u64 = u64::MAX;
 const FORECAST_SEED_STREAM: u64 = u64::MAX - 1;
 const RESET_STREAM_BASE: u64 = 1 << 32;
+/// A step whose effective sample size after reweighting is below this fraction of `N` (or
+/// whose weights are all zero) is degenerate: the EKPF redoes it with the Laplace
+/// proposal, and a step still degenerate counts in `n_degenerate`.
+pub const DEGENERATE_ESS_FRACTION: f64 = 0.01;
 /// The `step` of the streams that draw the initial cloud (time indices count from 0).
 const INIT_STEP: u64 = u64::MAX;
 
@@ -262,6 +273,8 @@ struct State {
     mean: f64,
     n_resamples: u64,
     n_resets: u64,
+    /// Steps whose weights stayed degenerate (see [`DEGENERATE_ESS_FRACTION`]).
+    n_degenerate: u64,
     last_reset_reason: Option<String>,
 }
 
@@ -293,9 +306,9 @@ impl ParticleFilter {
         config: FilterConfig,
     ) -> Result<Self, ParticleError> {
         model.validate()?;
-        if config.n_particles < 1 {
+        if !(1..=MAX_PARTICLES).contains(&config.n_particles) {
             return Err(ParticleError::invalid(format!(
-                "n_particles must be >= 1, got {}",
+                "n_particles must be in [1, {MAX_PARTICLES}] (MAX_PARTICLES), got {}",
                 config.n_particles
             )));
         }
@@ -319,6 +332,7 @@ impl ParticleFilter {
             mean: f64::NAN,
             n_resamples: 0,
             n_resets: 0,
+            n_degenerate: 0,
             last_reset_reason: None,
         };
         let mut filter = Self::with_state(state, runner);
@@ -419,6 +433,7 @@ impl ParticleFilter {
             uniform_lw: -(n as f64).ln(),
             src: &st.chunks,
             systematic: systematic.as_ref(),
+            laplace: false,
         };
         let wide = self.wide_simd;
         match st.proposal {
@@ -429,10 +444,32 @@ impl ParticleFilter {
                 .runner
                 .for_each(&mut self.next, |k, out| simd::ekf_chunk(&mv, k, out, wide)),
         }
+        let mut totals = combine(&self.next);
+        let degenerate = |totals: &Option<Totals>| {
+            totals
+                .as_ref()
+                // A NaN ESS counts as degenerate.
+                .is_none_or(|t| t.ess.is_nan() || t.ess < DEGENERATE_ESS_FRACTION * n as f64)
+        };
+        if st.proposal == Proposal::Ekf && degenerate(&totals) {
+            // The EKF proposal overshot (a linearisation far from where the likelihood
+            // puts the state, e.g. a crash-size return): redo the move from the same
+            // ancestors and normals with the Laplace proposal (see `laplace_chunk`). Only
+            // here, so a step that was not degenerate is bit-identical to before.
+            let laplace = Move {
+                laplace: true,
+                ..mv
+            };
+            self.runner
+                .for_each(&mut self.next, |k, out| laplace.laplace_chunk(k, out));
+            totals = combine(&self.next);
+        }
+        let still_degenerate = degenerate(&totals);
         std::mem::swap(&mut self.state.chunks, &mut self.next);
         let st = &mut self.state;
         st.n_resamples += u64::from(resample);
-        let increment = match combine(&st.chunks) {
+        st.n_degenerate += u64::from(still_degenerate);
+        let increment = match totals {
             Some(totals) => {
                 st.log_norm = totals.log_norm;
                 st.ess = totals.ess;
@@ -540,6 +577,14 @@ impl ParticleFilter {
         self.state.n_resets
     }
 
+    /// Steps whose weights stayed degenerate: the effective sample size after reweighting
+    /// below [`DEGENERATE_ESS_FRACTION`] of `N` (after the EKPF's Laplace redo), or every
+    /// weight zero (which also resets the cloud). A forecast from such a cloud rests on
+    /// a handful of particles.
+    pub fn n_degenerate(&self) -> u64 {
+        self.state.n_degenerate
+    }
+
     pub fn last_reset_reason(&self) -> Option<&str> {
         self.state.last_reset_reason.as_deref()
     }
@@ -626,6 +671,15 @@ impl ParticleFilter {
         snapshot::to_bytes(self.state.proposal.kind(), &self.state)
     }
 
+    /// A snapshot whose particle count says `n` (the data stays that of this filter): a
+    /// corrupt size field, for the restore tests.
+    #[cfg(test)]
+    pub(crate) fn snapshot_claiming(&self, n: usize) -> Vec<u8> {
+        let mut state = self.state.clone();
+        state.n = n;
+        snapshot::to_bytes(self.state.proposal.kind(), &state)
+    }
+
     /// The same filter restricted to the baseline (SSE2) kernels.
     #[cfg(test)]
     pub(crate) fn baseline_simd_only(mut self) -> Self {
@@ -643,15 +697,17 @@ impl ParticleFilter {
             .validate()
             .map_err(|e| corrupt(&e.to_string()))?;
         check_ess_threshold(state.ess_threshold).map_err(|e| corrupt(&e.to_string()))?;
-        if state.proposal != proposal || state.n < 1 {
+        if state.proposal != proposal || !(1..=MAX_PARTICLES).contains(&state.n) {
             return Err(corrupt("header"));
         }
         let with_p = proposal == Proposal::Ekf;
-        let lengths: Vec<usize> = chunk_lengths(state.n).collect();
-        if lengths.len() != state.chunks.len() {
-            return Err(corrupt("chunk count"));
+        // The size fields are checked against the data actually present before anything
+        // is allocated from them: a corrupt `n` must not size a buffer (a huge one aborted
+        // the process on the allocation).
+        if state.n.div_ceil(CHUNK) != state.chunks.len() {
+            return Err(corrupt("chunk count does not match n"));
         }
-        for (chunk, &len) in state.chunks.iter_mut().zip(&lengths) {
+        for (chunk, len) in state.chunks.iter_mut().zip(chunk_lengths(state.n)) {
             let p_len = if with_p { len } else { 0 };
             if chunk.x.len() != len || chunk.lw.len() != len || chunk.p.len() != p_len {
                 return Err(corrupt("chunk length"));
@@ -679,6 +735,8 @@ struct Move<'a, O: Observation> {
     uniform_lw: f64,
     src: &'a [Chunk],
     systematic: Option<&'a Systematic<'a>>,
+    /// Move with the Laplace proposal instead of the EKF one (a degenerate step's redo).
+    laplace: bool,
 }
 
 impl<O: Observation> Move<'_, O> {
@@ -829,6 +887,91 @@ impl<O: Observation> Move<'_, O> {
         self.weigh(out);
         out.summarise();
     }
+}
+
+impl<O: Observation> Move<'_, O> {
+    /// The EKPF move of a degenerate step: each particle draws from the Laplace
+    /// approximation of its own target `N(x; mbar, s^2) p(y | x)` (the mode, found by
+    /// Newton's method from `mbar`, and the inverse curvature there) instead of the EKF
+    /// update. The EKF step `K (z - h(mbar))` is linear in the innovation: after a
+    /// crash-size return it moved the log-variance tens of units past where prior and
+    /// likelihood meet, and every particle then had a negligible weight. The target is
+    /// log-concave, so the mode is unique and Newton from `mbar` converges to it. Same
+    /// ancestors and normals as the EKF move; the weight is likelihood x prior / this
+    /// proposal, so the filter stays exact. `P_i` keeps the EKF variance, so later steps
+    /// run as usual.
+    #[cold]
+    #[inline(never)]
+    fn laplace_chunk(&self, k: usize, out: &mut Chunk) {
+        debug_assert!(self.laplace);
+        self.gather(k, out);
+        self.draw_normals(k, out);
+        let (tr, prior_var) = if self.first {
+            out.x.fill(self.prior_mean);
+            out.p.fill(self.prior_var);
+            let identity = Transition {
+                center: 0.0,
+                a: 1.0,
+                var: 0.0,
+                sd: 0.0,
+            };
+            (identity, self.prior_var)
+        } else {
+            (self.transition, self.transition.var)
+        };
+        let (ln_prior_var, inv_prior_var) = (prior_var.ln(), 1.0 / prior_var);
+        for i in 0..out.x.len() {
+            let mbar = tr.mean(out.x[i]);
+            let pbar = tr.a * tr.a * out.p[i] + tr.var;
+            // As the EKF move computes it, so particles that shared `P` still do (the
+            // chunk kernel's fast path needs that).
+            let phat = self.obs.state_free_posterior_var(pbar).unwrap_or_else(|| {
+                let lin = self.obs.linearise(mbar);
+                let h2 = lin.jacobian * lin.jacobian;
+                pbar * lin.noise_var / (h2 * pbar + lin.noise_var)
+            });
+            let (mode, var) = laplace_mode(&self.obs, mbar, inv_prior_var);
+            let z = out.z[i];
+            let x = mode + var.sqrt() * z;
+            let d = x - mbar;
+            out.x[i] = x;
+            out.p[i] = phat;
+            out.lw[i] += 0.5 * (var.ln() + z * z - ln_prior_var - d * d * inv_prior_var);
+        }
+        self.weigh(out);
+        out.summarise();
+    }
+}
+
+/// Newton iterations of [`laplace_mode`]: it converges quadratically near the mode, so
+/// this bound is reached only by non-finite input (which then weighs nothing).
+const NEWTON_MAX_ITERATIONS: usize = 60;
+
+/// The mode of `log N(x; mbar, 1 / inv_prior_var) + log p(y | x)` and the inverse of the
+/// negated second derivative there (the Laplace variance).
+fn laplace_mode<O: Observation>(obs: &O, mbar: f64, inv_prior_var: f64) -> (f64, f64) {
+    let mut x = mbar;
+    let mut curvature = inv_prior_var;
+    for _ in 0..NEWTON_MAX_ITERATIONS {
+        let (g, h) = obs.log_density_derivatives(x);
+        let gradient = g - (x - mbar) * inv_prior_var;
+        curvature = inv_prior_var - h;
+        let dx = gradient / curvature;
+        x += dx;
+        if dx.is_nan() || dx.abs() <= 1e-12 * (1.0 + x.abs()) {
+            break;
+        }
+    }
+    (x, 1.0 / curvature)
+}
+
+#[cfg(test)]
+pub(crate) fn laplace_mode_for_tests<O: Observation>(
+    obs: &O,
+    mbar: f64,
+    inv_prior_var: f64,
+) -> (f64, f64) {
+    laplace_mode(obs, mbar, inv_prior_var)
 }
 
 /// The chunk kernels compiled twice: for the baseline x86-64 (SSE2) and, chosen at run

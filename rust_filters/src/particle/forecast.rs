@@ -33,7 +33,7 @@ use rand_distr::StandardNormal;
 use super::filter::check_levels;
 use super::model::{check_finite, check_positive, Transition};
 use super::runner::Runner;
-use super::{ParticleError, CHUNK};
+use super::{ParticleError, CHUNK, MAX_FORECAST_PATHS};
 use crate::quantile::quantiles_linear;
 use crate::rng;
 
@@ -84,8 +84,13 @@ impl ForecastSpec {
         if self.steps < 1 {
             return Err(ParticleError::invalid("steps must be >= 1, got 0"));
         }
-        if self.n_paths == Some(0) {
-            return Err(ParticleError::invalid("n_paths must be >= 1, got 0"));
+        if let Some(n) = self
+            .n_paths
+            .filter(|n| !(1..=MAX_FORECAST_PATHS).contains(n))
+        {
+            return Err(ParticleError::invalid(format!(
+                "n_paths must be in [1, {MAX_FORECAST_PATHS}] (MAX_FORECAST_PATHS), got {n}"
+            )));
         }
         check_positive("price", self.price)?;
         check_positive("dt", self.dt)?;

@@ -33,6 +33,16 @@ pub use model::{LinearGaussianModel, Model, StateSpaceModel, SvModel};
 /// so that a particle's chunk is a shift away; 1024 f64s per buffer stay in L1).
 pub const CHUNK: usize = 1024;
 
+/// The most particles a filter takes. A filter holds two clouds (the current one and the
+/// buffers of the next step) of 48 bytes a particle, so this is about 1.6 GiB: far beyond
+/// any use here (the workloads run 10,000), and a clear error instead of an allocation
+/// that aborts the process.
+pub const MAX_PARTICLES: usize = 1 << 24;
+
+/// The most paths a particle-filter forecast simulates: about 100 bytes a path (starts,
+/// ends, extremes, their price copies and the joint-range sort), 1.6 GiB at this bound.
+pub const MAX_FORECAST_PATHS: usize = 1 << 24;
+
 /// Why a particle-filter call was refused. Every refusal leaves the filter unchanged.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParticleError {

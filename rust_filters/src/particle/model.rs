@@ -93,6 +93,10 @@ pub trait Observation: Sync {
     fn log_density_with(&self, x: f64, factor: f64) -> f64;
     /// The EKF linearisation at `mbar` (used by the EKPF proposal).
     fn linearise(&self, mbar: f64) -> Linearisation;
+    /// `(d/dx, d^2/dx^2) log p(y | x)`: the Newton steps of the Laplace proposal that
+    /// replaces the EKF one on a degenerate step (see `filter`). The log-density must be
+    /// concave in `x` (it is for both models), so the target has one mode.
+    fn log_density_derivatives(&self, x: f64) -> (f64, f64);
 
     /// The EKF posterior variance `Phat` from the predicted one `Pbar`, when it does not
     /// depend on the linearisation point (`None` when it does). Then particles that share
@@ -189,6 +193,12 @@ impl Observation for SvObservation {
     #[inline(always)]
     fn log_density_with(&self, x: f64, factor: f64) -> f64 {
         self.log_const - 0.5 * (x + self.z * factor)
+    }
+
+    /// `log p = c - (x + z e^-x) / 2`.
+    fn log_density_derivatives(&self, x: f64) -> (f64, f64) {
+        let ze = self.z * (-x).exp();
+        (0.5 * (ze - 1.0), -0.5 * ze)
     }
 
     #[inline(always)]
@@ -289,6 +299,10 @@ impl Observation for LinearObservation {
     fn log_density_with(&self, x: f64, _factor: f64) -> f64 {
         let d = self.y - x;
         self.log_const - 0.5 * d * d * self.inv_var
+    }
+
+    fn log_density_derivatives(&self, x: f64) -> (f64, f64) {
+        ((self.y - x) * self.inv_var, -self.inv_var)
     }
 
     #[inline(always)]

@@ -54,12 +54,8 @@ impl std::fmt::Debug for Runner {
 
 impl Runner {
     pub fn new(threads: Option<usize>) -> Result<Self, ParticleError> {
+        crate::threads::check_threads(threads).map_err(ParticleError::invalid)?;
         let pool = match threads {
-            Some(0) => {
-                return Err(ParticleError::invalid(
-                    "threads must be >= 1 (or None for rayon's default)",
-                ))
-            }
             Some(1) | None => None,
             Some(n) => Some(shared_pool(n)?),
         };

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 use crate::monte_carlo::{
     simulate, InvalidArgument, Jumps, Request, Simulation, Summary, Volatility, DEFAULT_LEVELS,
+    MAX_PATHS, MAX_STEPS,
 };
 
 type FloatArrayLike<'py> = PyArrayLike1<'py, f64, AllowTypeChange>;
@@ -284,6 +285,8 @@ fn simulate_merton<'py>(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySimulationSummary>()?;
+    m.add("MAX_PATHS", MAX_PATHS)?;
+    m.add("MAX_STEPS", MAX_STEPS)?;
     m.add_function(wrap_pyfunction!(simulate_gbm, m)?)?;
     m.add_function(wrap_pyfunction!(simulate_merton, m)?)?;
     Ok(())

@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::particle::{
     FilterConfig, ForecastSpec, LinearGaussianModel, Model, ParticleError, ParticleFilter,
-    Proposal, SvModel,
+    Proposal, SvModel, MAX_FORECAST_PATHS, MAX_PARTICLES,
 };
 
 type FloatArrayLike<'py> = PyArrayLike1<'py, f64, AllowTypeChange>;
@@ -179,6 +179,14 @@ macro_rules! particle_filter_class {
             #[getter]
             fn n_resets(&self) -> u64 {
                 self.inner.n_resets()
+            }
+
+            /// Steps whose weights stayed degenerate (effective sample size after
+            /// reweighting below 1 % of the particles, after the EKPF's Laplace redo, or all
+            /// weights zero): a forecast then rests on a handful of particles.
+            #[getter]
+            fn n_degenerate(&self) -> u64 {
+                self.inner.n_degenerate()
             }
 
             #[getter]
@@ -359,5 +367,8 @@ particle_filter_class!(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBootstrapPf>()?;
     m.add_class::<PyEkpf>()?;
+    m.add("MAX_PARTICLES", MAX_PARTICLES)?;
+    m.add("MAX_FORECAST_PATHS", MAX_FORECAST_PATHS)?;
+    m.add("MAX_THREADS", crate::threads::MAX_THREADS)?;
     Ok(())
 }

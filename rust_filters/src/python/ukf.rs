@@ -20,8 +20,8 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::snapshot::{self, SnapshotError};
 use crate::ukf::{
-    check_state_dims, LinearGaussian, SigmaParams, Smile, SmileMeasurement, SmileQuote, StochVol,
-    StochVolPrice, Ukf, UkfError, UkfModel, UkfState,
+    check_noise_covariance, LinearGaussian, SigmaParams, Smile, SmileMeasurement, SmileQuote,
+    StochVol, StochVolPrice, Ukf, UkfError, UkfModel, UkfState,
 };
 
 fn value_error(e: UkfError) -> PyErr {
@@ -638,6 +638,8 @@ impl PyPythonModel {
         if q.iter().chain(&r).any(|v| !v.is_finite()) {
             return Err(PyValueError::new_err("Q and R must be finite"));
         }
+        check_noise_covariance("Q", &q, n, false).map_err(value_error)?;
+        check_noise_covariance("R", &r, m, true).map_err(value_error)?;
         Ok(PyPythonModel {
             fx: fx.clone().unbind(),
             hx: hx.clone().unbind(),
@@ -734,6 +736,11 @@ impl CallbackModel {
 impl UkfModel for CallbackModel {
     type Design = ();
     const NAME: &'static str = "PythonModel";
+
+    /// Q and R were checked when the PythonModel was built; the callbacks cannot be.
+    fn validate(&self) -> Result<(), UkfError> {
+        Ok(())
+    }
 
     fn state_dim(&self) -> usize {
         self.n
@@ -1175,8 +1182,7 @@ impl PyUkf {
                         .cast::<PyPythonModel>()
                         .map_err(|_| PyTypeError::new_err("model must be a PythonModel"))?;
                     let cb = CallbackModel::new(py, m.clone().unbind());
-                    check_state_dims(&state, cb.n).map_err(snapshot_error)?;
-                    AnyUkf::Python(Ukf::from_state(cb, state))
+                    AnyUkf::Python(Ukf::from_restored(cb, state).map_err(snapshot_error)?)
                 }
                 // Report why the matching kind failed, or that no kind matched.
                 Err(e) => {

@@ -293,7 +293,30 @@ impl<M: UkfModel> Ukf<M> {
     pub fn predict(&mut self, dt: f64) -> Result<(), UkfError> {
         check_dt(dt)?;
         self.predict_unchecked(dt);
+        // Within a step the update's sigma points factorise this P at once; alone, the
+        // caller sees it, so it is checked here.
+        self.check_committed_p("predict");
         Ok(())
+    }
+
+    /// A committed `P` with a non-positive diagonal entry, or that has no Cholesky factor
+    /// even with jitter, has lost its definiteness (e.g. `P - K S K'` cancelling badly): a
+    /// divergence, so reset and say so. Returns whether it reset.
+    #[inline(always)]
+    fn check_committed_p(&mut self, stage: &str) -> bool {
+        let n = self.model.state_dim(); // constant per model: see `sigma_points`
+        let p = &self.state.p;
+        let diagonal_ok = (0..n).all(|i| p[i * n + i] > 0.0);
+        if diagonal_ok && cholesky_jitter(p, n, 1.0, &mut self.ws.chol).is_ok() {
+            return false;
+        }
+        let reason = if diagonal_ok {
+            "P is not positive definite even with jitter"
+        } else {
+            "P has a non-positive diagonal entry"
+        };
+        self.diverge(format!("{stage}: {reason}"));
+        true
     }
 
     /// `Q(dt)` into `ws.q`, recomputed only when `dt` changes.
@@ -379,6 +402,9 @@ impl<M: UkfModel> Ukf<M> {
         match fixed::update::<M, N, K>(model, design, state, &w, self.scale, r, z) {
             Ok((loglik, jitter)) => {
                 self.state.n_jitter += jitter as u64;
+                if self.check_committed_p("update") {
+                    return f64::NAN;
+                }
                 loglik
             }
             Err(reason) => {
@@ -427,6 +453,9 @@ impl<M: UkfModel> Ukf<M> {
             Ok((loglik, jitter_s)) => {
                 self.commit(n);
                 self.state.n_jitter += (jitter || jitter_s) as u64;
+                if self.check_committed_p("update") {
+                    return f64::NAN;
+                }
                 loglik
             }
             Err(reason) => {
@@ -559,7 +588,34 @@ impl<M: UkfModel + Serialize + DeserializeOwned> Ukf<M> {
     /// A filter from [`Ukf::snapshot`] bytes; it continues bit-identically.
     pub fn restore(bytes: &[u8]) -> Result<Self, SnapshotError> {
         let (model, state): (M, UkfState) = snapshot::from_bytes(&Self::kind(), bytes)?;
-        check_state_dims(&state, model.state_dim())?;
+        Self::from_restored(model, state)
+    }
+}
+
+impl<M: UkfModel> Ukf<M> {
+    /// A filter from a restored model and state, after the constructor's checks: sizes,
+    /// model parameters, sigma-point parameters, a finite `x` and `x0`, a finite symmetric
+    /// `P` with a Cholesky factor (with the filter's jitter, as every committed `P` has)
+    /// and a positive definite `P0`. A corrupt snapshot is an error, not a filter that
+    /// runs on NaN or an indefinite covariance.
+    pub fn from_restored(model: M, state: UkfState) -> Result<Self, SnapshotError> {
+        let n = model.state_dim();
+        check_state_dims(&state, n)?;
+        let corrupt = |e: UkfError| SnapshotError(format!("corrupt UKF snapshot: {e}"));
+        model.validate().map_err(corrupt)?;
+        state.params.check(n).map_err(corrupt)?;
+        check_vector("x", &state.x, n).map_err(corrupt)?;
+        check_vector("x0", &state.x0, n).map_err(corrupt)?;
+        check_covariance("P0", &state.p0, n).map_err(corrupt)?;
+        check_vector("P", &state.p, n * n).map_err(corrupt)?;
+        let mut p = state.p.clone();
+        crate::linalg::symmetrize(&mut p, n);
+        let mut l = vec![0.0; n * n];
+        if p != state.p || cholesky_jitter(&p, n, 1.0, &mut l).is_err() {
+            return Err(corrupt(UkfError::InvalidInput(
+                "P must be symmetric and positive definite".into(),
+            )));
+        }
         Ok(Self::from_state(model, state))
     }
 }

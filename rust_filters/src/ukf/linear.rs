@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{invalid, UkfError, UkfModel};
+use super::{check_noise_covariance, invalid, UkfError, UkfModel};
 
 /// ```text
 /// x_t = c + F x_{t-1} + w_t,  w_t ~ N(0, Q)
@@ -71,6 +71,8 @@ impl LinearGaussian {
                 }
             }
         }
+        check_noise_covariance("Q", &q, n, false)?;
+        check_noise_covariance("R", &r, m, true)?;
         Ok(LinearGaussian {
             n,
             m,
@@ -96,6 +98,17 @@ impl UkfModel for LinearGaussian {
     type Design = ();
     const NAME: &'static str = "LinearGaussian";
     const CONSTANT_MEASUREMENT_NOISE: bool = true;
+
+    fn validate(&self) -> Result<(), UkfError> {
+        let (f, h, q, r) = (
+            self.f.clone(),
+            self.h.clone(),
+            self.q.clone(),
+            self.r.clone(),
+        );
+        let (c, d) = (Some(self.c.clone()), Some(self.d.clone()));
+        LinearGaussian::new(self.n, self.m, f, h, q, r, c, d).map(drop)
+    }
 
     fn state_dim(&self) -> usize {
         self.n

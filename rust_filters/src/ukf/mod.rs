@@ -40,6 +40,9 @@ pub trait UkfModel {
     /// Name used to tag snapshots.
     const NAME: &'static str;
 
+    /// The constructor's checks of the parameters, again (a restored snapshot is checked
+    /// as a new model would be).
+    fn validate(&self) -> Result<(), UkfError>;
     /// State dimension `n`.
     fn state_dim(&self) -> usize;
     /// Measurement dimension `m` for this design.
@@ -90,6 +93,51 @@ pub(crate) fn check_param(name: &str, value: f64, ok: bool, allowed: &str) -> Re
     } else {
         invalid(format!("{name} must be {allowed}, got {value}"))
     }
+}
+
+/// Relative tolerance of the semi-definiteness check of a process noise `Q`: a negative
+/// eigenvalue smaller than this times the largest diagonal entry is rounding.
+const PSD_TOLERANCE: f64 = 1e-10;
+
+/// Check a model's noise covariance `a` (`k x k`, row-major): symmetric (to 1e-9
+/// relative), and positive definite (`definite`, for `R`: the innovation covariance must
+/// stay invertible) or positive semi-definite (for `Q`, which may be singular). A
+/// covariance that is neither made the filter's `P` indefinite without any reset.
+pub(crate) fn check_noise_covariance(
+    name: &str,
+    a: &[f64],
+    k: usize,
+    definite: bool,
+) -> Result<(), UkfError> {
+    for i in 0..k {
+        for j in 0..i {
+            let (x, y) = (a[i * k + j], a[j * k + i]);
+            if (x - y).abs() > 1e-9 * (x.abs() + y.abs()).max(1e-300) {
+                return invalid(format!(
+                    "{name} must be symmetric, got [{i},{j}]={x} and [{j},{i}]={y}"
+                ));
+            }
+        }
+    }
+    let mut l = a.to_vec();
+    if definite {
+        if crate::linalg::cholesky_in_place(&mut l, k).is_err() {
+            return invalid(format!("{name} must be positive definite"));
+        }
+        return Ok(());
+    }
+    let largest = (0..k).map(|i| a[i * k + i].abs()).fold(0.0, f64::max);
+    let eps = (PSD_TOLERANCE * largest).max(f64::MIN_POSITIVE);
+    for i in 0..k {
+        l[i * k + i] += eps;
+    }
+    if crate::linalg::cholesky_in_place(&mut l, k).is_err() {
+        return invalid(format!(
+            "{name} must be positive semi-definite (no eigenvalue below \
+             -{PSD_TOLERANCE:e} x its largest diagonal entry)"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

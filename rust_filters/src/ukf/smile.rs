@@ -146,6 +146,19 @@ impl UkfModel for Smile {
     type Design = [SmileQuote];
     const NAME: &'static str = "Smile";
 
+    fn validate(&self) -> Result<(), UkfError> {
+        let s = self;
+        Smile::new(
+            s.mean,
+            s.reversion,
+            s.vol,
+            s.measurement,
+            s.noise_sd,
+            s.min_iv,
+        )
+        .map(drop)
+    }
+
     fn state_dim(&self) -> usize {
         3
     }

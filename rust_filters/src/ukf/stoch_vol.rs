@@ -116,6 +116,10 @@ impl StochVol {
 impl UkfModel for StochVol {
     type Design = ();
     const NAME: &'static str = "StochVol";
+
+    fn validate(&self) -> Result<(), UkfError> {
+        StochVol::new(self.mu, self.phi, self.sigma, self.drift_sd).map(drop)
+    }
     const CONSTANT_MEASUREMENT_NOISE: bool = true;
 
     fn state_dim(&self) -> usize {
@@ -212,6 +216,11 @@ impl StochVolPrice {
 impl UkfModel for StochVolPrice {
     type Design = ();
     const NAME: &'static str = "StochVolPrice";
+
+    fn validate(&self) -> Result<(), UkfError> {
+        let s = self;
+        StochVolPrice::new(s.mu, s.phi, s.sigma, s.drift_sd, s.price_sd).map(drop)
+    }
     const CONSTANT_MEASUREMENT_NOISE: bool = true;
 
     fn state_dim(&self) -> usize {

@@ -378,3 +378,144 @@ fn singular_covariance_is_factorised_with_jitter() {
     assert_eq!(st.p[1].to_bits(), st.p[2].to_bits());
     assert!(st.p.iter().chain(&st.x).all(|v| v.is_finite()));
 }
+
+#[test]
+fn noise_covariances_must_be_semi_definite_and_definite() {
+    let lg = |q: Vec<f64>, r: Vec<f64>| {
+        LinearGaussian::new(
+            2,
+            2,
+            vec![1.0, 0.0, 0.0, 1.0],
+            vec![1.0, 0.0, 0.0, 1.0],
+            q,
+            r,
+            None,
+            None,
+        )
+    };
+    let eye = vec![1.0, 0.0, 0.0, 1.0];
+    let neg = vec![-1.0, 0.0, 0.0, -1.0];
+    // An indefinite Q (eigenvalues 3 and -1) with a positive diagonal.
+    let indefinite = vec![1.0, 2.0, 2.0, 1.0];
+    for (q, r, name) in [
+        (eye.clone(), neg.clone(), "R"),
+        (eye.clone(), vec![-0.5, 0.0, 0.0, -0.5], "R"),
+        (eye.clone(), vec![1.0, 0.0, 0.0, 0.0], "R"), // singular: S could not be inverted
+        (neg.clone(), eye.clone(), "Q"),
+        (indefinite, eye.clone(), "Q"),
+    ] {
+        let UkfError::InvalidInput(msg) = lg(q, r).unwrap_err();
+        assert!(msg.starts_with(name), "{msg}");
+        assert!(msg.contains("definite"), "{msg}");
+    }
+    // A singular Q is fine (noise-free components), rounding below the tolerance too.
+    assert!(lg(vec![1.0, 0.0, 0.0, 0.0], eye.clone()).is_ok());
+    assert!(lg(vec![1.0, 0.0, 0.0, -1e-14], eye.clone()).is_ok());
+    assert!(lg(vec![0.0; 4], eye).is_ok());
+}
+
+/// The Cholesky factor of `P` with the filter's jitter fallback exists.
+fn factorisable(p: &[f64], n: usize) -> bool {
+    let mut l = vec![0.0; n * n];
+    crate::linalg::cholesky_jitter(p, n, 1.0, &mut l).is_ok()
+}
+
+#[test]
+fn a_covariance_that_loses_definiteness_is_a_divergence() {
+    // A case of the audit's stress run (ukf3-svp, extreme parameters and inputs): at the
+    // fourth step `P - K S K'` came out with eigenvalues -1.4e5 and 1.4e5, committed
+    // without a reset (the next step then diverged on it).
+    let model = StochVolPrice::new(
+        -0.7538230506536658,
+        0.25978005678116833,
+        1.9699509886954694,
+        0.1663422570548824,
+        0.0011511458427151294,
+    )
+    .unwrap();
+    let x0 = [
+        -0.09067313510678131,
+        -0.004996130276595701,
+        -0.7058554945166199,
+    ];
+    let p0 = [
+        0.7653777030159175,
+        0.3411636637437859,
+        -0.13039186463554828,
+        0.3411636637437859,
+        3.607924278747732,
+        -1.2807973979837055,
+        -0.13039186463554828,
+        -1.2807973979837055,
+        0.9119310474311682,
+    ];
+    let params = SigmaParams {
+        alpha: 0.003748006166621305,
+        ..SigmaParams::standard(3)
+    };
+    let mut ukf = Ukf::new(model, &x0, &p0, params).unwrap();
+    let steps = [
+        (
+            [0.34677189032497796, 2.3487941791226623],
+            0.0002224672340353685,
+        ),
+        ([-64.2329879513364, 38.280892471384824], 18.19664770397433),
+        (
+            [-0.17078967986462373, 0.40585224030578504],
+            1.3774864596073728,
+        ),
+        (
+            [0.0008779169785880294, 0.0009046471228407405],
+            0.11401492122051414,
+        ),
+    ];
+    for (z, dt) in steps {
+        let ll = ukf.step(&z, dt).unwrap();
+        // Every committed P has a factor, or the filter reset and said so.
+        assert!(factorisable(ukf.p(), 3), "P = {:?}", ukf.p());
+        if ukf.state().n_resets > 0 {
+            assert!(ll.is_nan());
+        }
+    }
+    let st = ukf.state();
+    assert_eq!(st.n_resets, 1);
+    assert!(st.diverged);
+    let reason = st.last_reset_reason.as_deref().unwrap();
+    assert!(reason.starts_with("update: P"), "{reason}");
+    assert_eq!(ukf.x(), &x0);
+}
+
+#[test]
+fn restore_runs_the_constructor_checks() {
+    let model = StochVol::workload();
+    let (x0, p0) = model.workload_prior();
+    let mut ukf = Ukf::new(model, &x0, &p0, SigmaParams::standard(2)).unwrap();
+    ukf.step(&[0.3, 0.3], 1.0).unwrap();
+    let kind = Ukf::<StochVol>::kind();
+    let bytes = |m: &StochVol, s: &UkfState| crate::snapshot::to_bytes(&kind, &(m, s));
+    assert!(Ukf::<StochVol>::restore(&bytes(&model, ukf.state())).is_ok());
+    type Corruption = fn(&mut StochVol, &mut UkfState);
+    let corruptions: [(&str, Corruption); 10] = [
+        ("x must be finite", |_, s| s.x[0] = f64::NAN),
+        ("x0 must be finite", |_, s| s.x0[0] = f64::INFINITY),
+        ("alpha", |_, s| s.params.alpha = f64::NAN),
+        ("alpha", |_, s| s.params.alpha = 0.0),
+        ("kappa", |_, s| s.params.kappa = -10.0),
+        ("P must be symmetric and positive definite", |_, s| {
+            s.p[0] = -5.0
+        }),
+        ("P must be symmetric and positive definite", |_, s| {
+            s.p[1] += 1e-3
+        }),
+        ("P0 must be positive definite", |_, s| s.p0[3] = -1.0),
+        ("phi", |m, _| m.phi = 7.0),
+        ("sigma", |m, _| m.sigma = -1.0),
+    ];
+    for (expected, corrupt) in corruptions {
+        let (mut m, mut s) = (model, ukf.state().clone());
+        corrupt(&mut m, &mut s);
+        let err = Ukf::<StochVol>::restore(&bytes(&m, &s)).unwrap_err();
+        assert!(err.0.starts_with("corrupt UKF snapshot"), "{err}");
+        assert!(err.0.contains(expected), "{expected}: {err}");
+    }
+}
