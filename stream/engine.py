@@ -55,7 +55,9 @@ from stream.symbol_state import NS, ImplausibleTickError, OutOfOrderError, Symbo
 log = logging.getLogger(__name__)
 
 DLQ_PAYLOAD_LIMIT = 10_240  # bytes of the original payload kept in a dead letter
-STATE_VERSION = 3  # 2: the tick filters' state is part of it; 3: as one Rust snapshot
+# 2: the tick filters' state is part of it; 3: as one Rust snapshot; 4: the particle
+# filter's snapshot counts degenerate steps, the symbol state keeps its suspect prices.
+STATE_VERSION = 4
 YIELD_EVERY = 64  # records processed between two yields to the event loop
 _Item = tuple[InRecord, Any, int]  # (record, event or BadMessageError, its clock time)
 
@@ -646,7 +648,22 @@ class Engine:
         skip: dict[TopicPartition, int] = {}
         for symbol, data in restore.items():
             rt = self.symbols.get(symbol)
-            if rt is None or data.get("v") != STATE_VERSION:
+            if rt is None:
+                continue
+            if data.get("v") != STATE_VERSION:
+                # Another build's checkpoint: its snapshots may not read. The symbol starts
+                # from its warm-up, but keeps counting seq from the checkpoint's (plain
+                # JSON): restarted at 1, new ranges would look like repeats of old ones to
+                # a reader that drops duplicates by seq.
+                old = data.get("state")
+                seq = old.get("seq") if isinstance(old, dict) else None
+                if isinstance(seq, int) and seq > 0:
+                    rt.state.seq = seq
+                log.warning(
+                    "%s: checkpoint of state version %s ignored (this build writes %s) "
+                    "except its seq %s; bars since the warm-up are not restored",
+                    symbol, data.get("v"), STATE_VERSION, seq,
+                )  # fmt: skip
                 continue
             rt.state.restore(dict(data["state"]))
             rt.filters = TickFilters.restore(dict(data["filters"]))

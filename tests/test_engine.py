@@ -459,3 +459,24 @@ async def test_a_stop_during_the_warm_up_ends_it_at_the_next_bar() -> None:
     assert bus.topic("markov.ranges") == [] and bus.topic("markov.dlq") == []
     with socket.socket() as again:
         again.bind(("127.0.0.1", port))  # the WebSocket server was closed with the rest
+
+
+async def test_a_checkpoint_of_another_state_version_is_ignored_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # This build's particle-filter snapshots differ from the last one's: an old checkpoint
+    # must not be read as this one's. The symbol starts from its warm-up and says so, but
+    # seq goes on from the old checkpoint's, so that new ranges never reuse a seq.
+    config = make_config()
+    old = {"v": 3, "symbol": "SPX", "state": {"seq": 41, "filters": "unreadable"}}
+    records = feed_days(1)
+    bus = bus_with([("markov.state", b"SPX", orjson.dumps(old)), *encoded(config, records)])
+    service = embedded_service(config, bus)
+    with caplog.at_level("WARNING", logger="stream.engine"):
+        await service.start()
+        await service.run()
+    assert "SPX: checkpoint of state version 3 ignored (this build writes 4) except its seq 41" in (
+        caplog.text
+    )
+    seqs = [orjson.loads(v)["seq"] for _, v in bus.topic("markov.ranges")]
+    assert seqs[0] == 42 and seqs == sorted(seqs)
