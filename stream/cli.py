@@ -23,6 +23,7 @@ from typing import NoReturn
 from config.errors import ConfigError
 from connectors.data_sources import DataSourceError
 from connectors.kafka_transport import BrokerUnavailableError
+from stream.engine import EngineFailedError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -75,7 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Command = args.handler
     try:
         return handler(args)
-    except (UserError, ConfigError, DataSourceError, BrokerUnavailableError) as exc:
+    except (
+        UserError,
+        ConfigError,
+        DataSourceError,
+        BrokerUnavailableError,
+        EngineFailedError,
+    ) as exc:
         print(f"markov {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

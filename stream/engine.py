@@ -62,6 +62,11 @@ YIELD_EVERY = 64  # records processed between two yields to the event loop
 _Item = tuple[InRecord, Any, int]  # (record, event or BadMessageError, its clock time)
 
 
+class EngineFailedError(RuntimeError):
+    """The engine stopped on a failure it cannot go on after (an output the broker did not
+    acknowledge, a fetch that failed): nothing past the last commit was committed."""
+
+
 @dataclass
 class EngineStats:
     """Counters for the live summary, the final report and tests."""
@@ -207,6 +212,7 @@ class Engine:
         self._next_checkpoint = 0.0
         self.running = False
         self.error: BaseException | None = None
+        self._failure: BaseException | None = None  # a consume or commit task's error
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -223,6 +229,10 @@ class Engine:
         process = asyncio.create_task(self._process(), name="engine-process")
         commit = asyncio.create_task(self._commit(), name="engine-commit")
         self._tasks = [consume, process, commit]
+        # A consume or commit task that fails must stop the run: unwatched, a failed
+        # acknowledgement left processing blocked on a full checkpoint queue, for good.
+        consume.add_done_callback(self._on_task_done)
+        commit.add_done_callback(self._on_task_done)
         try:
             await process  # ends on stop or idle end of input; raises on a failure
             if self._aborted:  # the process task may end on the stop flag before its cancel
@@ -242,12 +252,17 @@ class Engine:
             await self._checkpoints.put(None)
             await commit
         except BaseException as exc:
-            self.error = exc
+            self.error = self._failure or exc
             for task in self._tasks:
                 task.cancel()
             for task in self._tasks:
                 with contextlib.suppress(BaseException):
                     await task
+            if self._failure is not None:
+                raise EngineFailedError(
+                    f"stopped: {type(self._failure).__name__}: {self._failure}; nothing after "
+                    "the last commit was committed, so a restart resumes from there"
+                ) from self._failure
             raise
         finally:
             self.running = False
@@ -257,6 +272,15 @@ class Engine:
     def request_stop(self) -> None:
         """Graceful stop: finish the batches already fetched, checkpoint, commit."""
         self._stop.set()
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None or self._failure is not None:
+            return
+        self._failure = task.exception()
+        log.error("engine %s failed: %s", task.get_name().removeprefix("engine-"), self._failure)
+        runner = self._runner
+        if runner is not None and not runner.done():
+            runner.cancel()
 
     def abort(self) -> None:
         """Abrupt stop (a crash, for tests): cancel everything, commit nothing more."""

@@ -28,13 +28,14 @@ from test_stream_support import (
 
 from config.loader import ConfigLoader
 from config.schema import MarkovConfig
-from connectors.embedded_bus import EmbeddedBus
+from connectors.embedded_bus import EmbeddedBus, EmbeddedSink
 from connectors.transport import InRecord, TopicPartition
 from models.base import Bar, ForecastModel
 from models.baselines import VixImpliedNormal
 from models.delta_ukf import DeltaUKF
 from models.ensemble import ModelEnsemble
 from stream.clock import EventClock
+from stream.engine import EngineFailedError
 from stream.ranges import FIELDS, RangeSchemaError, RangeTemplate, validate_range
 from stream.service import StreamService
 from stream.symbol_state import ImplausibleTickError, SymbolState, bar_bucket
@@ -480,3 +481,36 @@ async def test_a_checkpoint_of_another_state_version_is_ignored_and_logged(
     )
     seqs = [orjson.loads(v)["seq"] for _, v in bus.topic("markov.ranges")]
     assert seqs[0] == 42 and seqs == sorted(seqs)
+
+
+class _SinkWhoseAckFails(EmbeddedSink):
+    """The 1,000th output is not acknowledged, as a Kafka delivery timeout would do."""
+
+    def __init__(self, bus: EmbeddedBus) -> None:
+        super().__init__(bus)
+        self.sent = 0
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[None]:
+        done = await super().send(topic, key, value)
+        self.sent += 1
+        if self.sent != 1000:
+            return done
+        failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        failed.set_exception(TimeoutError("delivery timed out (test)"))
+        return failed
+
+
+async def test_a_failed_acknowledgement_stops_the_run_with_the_reason() -> None:
+    # The commit task died on it unwatched: processing blocked on the full checkpoint queue,
+    # the service sat idle with 10,000 events waiting, and SIGTERM could not stop it.
+    config = make_config()
+    bus = bus_with(encoded(config, feed_days(3)))
+    bus.sink = lambda: _SinkWhoseAckFails(bus)  # type: ignore[method-assign]
+    service = embedded_service(config, bus, input_complete=lambda: False)  # live: never idle
+    await service.start()
+    with pytest.raises(EngineFailedError, match="stopped: TimeoutError: delivery timed out"):
+        await asyncio.wait_for(service.run(), 60)
+    # Whatever was committed before it precedes the undelivered output's input record.
+    ticks = [r for r in feed_days(3) if r.topic == "markov.ticks"]
+    committed = bus.committed(config.stream.kafka.group_id, TopicPartition("markov.ticks", 0))
+    assert (committed or 0) < len(ticks)
