@@ -113,7 +113,10 @@ class KafkaSource:
         for ktp, records in batches.items():
             tp = topic_partition(ktp.topic, ktp.partition)
             for r in records:
-                out.append(InRecord(tp.topic, tp.partition, r.offset, r.key, r.value, tp))
+                # A null value (a tombstone) is an empty message: the engine dead-letters
+                # it (as None it crashed the service, and every restart again on it).
+                value = b"" if r.value is None else r.value
+                out.append(InRecord(tp.topic, tp.partition, r.offset, r.key, value, tp))
             if records:
                 self._next[tp] = records[-1].offset + 1
         # Partitions with nothing returned yet: learn where we stand, so that an empty or

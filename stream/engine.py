@@ -721,6 +721,8 @@ def _reason_kind(reason: str) -> str:
     """A short label for the metrics (the dead letter keeps the full reason)."""
     if reason.startswith("malformed JSON") or reason.startswith("expected a JSON object"):
         return "malformed"
+    if reason.startswith("empty message"):
+        return "empty"
     if reason.startswith("missing field"):
         return "missing_field"
     if "exceeds the limit" in reason:

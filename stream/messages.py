@@ -95,6 +95,8 @@ def parse(kind: Kind, raw: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Even
     """Parse one message of ``kind``; raise :class:`BadMessageError` with the reason."""
     if len(raw) > max_bytes:
         raise BadMessageError(f"message of {len(raw)} bytes exceeds the limit of {max_bytes}")
+    if not raw:
+        raise BadMessageError("empty message (a null-value record, e.g. a tombstone)")
     # Rust reads a well-formed tick or chain in one call (measured 4x / 10x faster than
     # orjson plus the checks below); anything else (None) takes the Python path, which
     # accepts exactly the same messages and has the reasons (tests/test_messages.py holds

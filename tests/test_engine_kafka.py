@@ -12,7 +12,7 @@ from collections import Counter
 import orjson
 import pytest
 import websockets
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from test_stream_support import (
     HISTORY_DAYS,
@@ -156,14 +156,21 @@ async def test_dead_letters_on_kafka_with_exact_counts(kafka_broker: LocalKafka)
         (b'{"symbol":"SPX","ts":%d,"price":-1}' % ts, "invalid_field"),
         (b'{"symbol":"SPX","ts":%d,"price":2700}' % first_ts, "out_of_order"),
         (b'{"symbol":"SPX","ts":%d,"price":1,"pad":"%s"}' % (ts, b"y" * 1_200_000), "oversized"),
+        (None, "empty"),  # a tombstone crashed the service, and every restart on it
     ]
-    stream = good[:mid] + [(f"{prefix}.ticks", b"SPX", v) for v, _ in bad] + good[mid:]
-    await produce(kafka_broker, stream)
+    await produce(kafka_broker, good[:mid] + [(f"{prefix}.ticks", b"SPX", v) for v, _ in bad if v])
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap_servers)
+    await producer.start()
+    try:  # our own sink sends bytes only: the tombstone goes through aiokafka's producer
+        await producer.send_and_wait(f"{prefix}.ticks", None, key=b"SPX")
+    finally:
+        await producer.stop()
+    await produce(kafka_broker, good[mid:])
     service = kafka_service(config)
     await service.start()
     await asyncio.wait_for(service.run(), 120)
     letters = await read_topic(kafka_broker, f"{prefix}.dlq")
-    assert [orjson.loads(v)["payload_bytes"] for _, v in letters] == [len(v) for v, _ in bad]
+    assert [orjson.loads(v)["payload_bytes"] for _, v in letters] == [len(v or b"") for v, _ in bad]
     assert service.engine.stats.dead_letters == Counter(k for _, k in bad)  # type: ignore[union-attr]
     ranges = await read_topic(kafka_broker, f"{prefix}.ranges")
     assert len(ranges) == len(expected_publications(records, 1)) * HORIZONS
