@@ -305,11 +305,16 @@ class StreamConfig:
     # the validation protocol; between refits they are updated bar by bar.
     refit_interval_seconds: float = field(default=604800.0, metadata=_meta(gt=0.0))
     bar_seconds: int = field(default=86400, metadata=_meta(gt=0))  # 86400 = daily bars
-    max_message_bytes: int = field(default=1_048_576, metadata=_meta(ge=1024))
+    # At most 100 MiB: the fetch sizes derived from it must fit Kafka's 32-bit limits (a
+    # larger value started a service that silently consumed nothing).
+    max_message_bytes: int = field(default=1_048_576, metadata=_meta(ge=1024, le=104_857_600))
     # A tick that moves the price by more than this (in log terms, from the last accepted
     # tick of the same session) is a bad print, not a market: 0.25 is +28 % / -22 %, past
     # the S&P 500's 20 % limit-down halt. 0 turns the check off (for single stocks, raise it).
     max_tick_move: float = field(default=0.25, metadata=_meta(ge=0.0))
+    # An event dated further ahead of the machine's clock than this is refused (clock
+    # skew between the feed and this machine is allowed for up to this much).
+    max_future_seconds: float = field(default=300.0, metadata=_meta(ge=0.0))
 
     def check(self, path: str) -> None:
         for i, ticker in enumerate(self.tickers):

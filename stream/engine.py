@@ -352,6 +352,11 @@ class Engine:
             aligner = self._new_aligner()
         kinds, max_bytes = self._kinds, self.config.stream.max_message_bytes
         last_ts, skip, taken = self._last_ts, self._skip, self._taken
+        # No event can come from the future, live or recorded (the wall clock, not the
+        # engine's clock): one tick dated 2255 blocked its symbol for good, every later
+        # tick being "older than the symbol's last", even across restarts.
+        future = self.config.stream.max_future_seconds
+        horizon = time.time_ns() + int(future * NS)
         for record in records:
             tp = record.tp
             top = taken.get(tp, -1)
@@ -374,6 +379,11 @@ class Engine:
             try:
                 item = parse(kinds[record.topic], record.value, max_bytes=max_bytes)
                 ts = item.ts
+                if ts > horizon:
+                    raise BadMessageError(
+                        f"ts {ts} is {(ts - horizon) / NS + future:.0f} s ahead of this "
+                        f"machine's clock (allowed {future:g} s: stream.max_future_seconds)"
+                    )
                 aligner.push(tp, ts, record.offset, (record, item, ts))
             except BadMessageError as exc:
                 # Queued at the partition's last time (keeps its order for commits); it
@@ -735,4 +745,6 @@ def _reason_kind(reason: str) -> str:
         return "unknown_symbol"
     if "stream.max_tick_move" in reason:
         return "implausible_price"
+    if "stream.max_future_seconds" in reason:
+        return "future_ts"
     return "invalid_field"

@@ -219,6 +219,11 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     ({"stream.refit_interval_seconds": 0}, "stream.refit_interval_seconds: must be > 0, got 0"),
     ({"stream.bar_seconds": 0}, "stream.bar_seconds: must be > 0, got 0"),
     ({"stream.max_message_bytes": 10}, "stream.max_message_bytes: must be >= 1024, got 10"),
+    (
+        {"stream.max_message_bytes": 99_999_999_999},
+        "stream.max_message_bytes: must be <= 104857600, got 99999999999",
+    ),
+    ({"stream.max_future_seconds": -1}, "stream.max_future_seconds: must be >= 0, got -1"),
     ({"websocket.port": 70000}, "websocket.port: must be <= 65535, got 70000"),
     ({"websocket.client_queue_size": 0}, "websocket.client_queue_size: must be >= 1, got 0"),
     ({"websocket.heartbeat_seconds": 0}, "websocket.heartbeat_seconds: must be > 0, got 0"),

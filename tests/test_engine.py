@@ -256,6 +256,27 @@ def test_a_bad_print_is_refused_but_a_real_move_is_not_locked_out() -> None:
     assert unchecked.on_tick(friday + 1, 1000.0, None) is None
 
 
+async def test_a_tick_from_the_future_is_dead_lettered_and_blocks_nothing() -> None:
+    # A tick dated 2255 was taken: every later tick of the symbol was then dead-lettered
+    # as older than it, for good (its time was in the checkpoint too).
+    records = feed_days(1)
+    ticks = [i for i, r in enumerate(records) if r.topic == "markov.ticks"]
+    r = records[ticks[50]]
+    future = replace(r, payload={**r.payload, "ts": 9 * 10**18})
+    config = make_config()
+    bus, service = await run_embedded(config, [*records[: ticks[50] + 1], future,
+                                               *records[ticks[50] + 1 :]])  # fmt: skip
+    reference, _ = await run_embedded(config, records)
+    [letter] = [orjson.loads(v) for _, v in bus.topic("markov.dlq")]
+    assert (
+        "ahead of this machine's clock (allowed 300 s: stream.max_future_seconds)"
+        in (letter["error"])
+    )
+    assert service.engine is not None
+    assert service.engine.stats.dead_letters == {"future_ts": 1}
+    assert bus.topic("markov.ranges") == reference.topic("markov.ranges")
+
+
 async def test_a_fat_finger_tick_is_dead_lettered_and_changes_nothing() -> None:
     records = feed_days(1)
     ticks = [i for i, r in enumerate(records) if r.topic == "markov.ticks"]
