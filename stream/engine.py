@@ -115,6 +115,7 @@ class SymbolRuntime:
     uses_chains: bool = True
     key: bytes = b""  # the symbol as the Kafka key
     filter_counts: tuple[int, int] = (0, 0)  # the tick filters' (resets, rejected) so far
+    last_tick: Tick | None = None  # the last accepted tick, to refuse its duplicate
     # (bar index, horizon, low, high) forecast at each bar close, to score coverage
     open_forecasts: list[tuple[int, int, float, float]] = field(default_factory=list)
 
@@ -440,11 +441,14 @@ class Engine:
         if isinstance(event, BadMessageError):
             await self._dead_letter(record, event.reason)
         elif isinstance(event, VixUpdate):
-            if event.ts < self.last_vix_ts:
-                await self._dead_letter(
-                    record,
-                    f"VIX update at ts {event.ts} is older than the last ({self.last_vix_ts})",
+            if event.ts <= self.last_vix_ts:
+                # Equal: a duplicate (sent twice, every one moved the ranges a little).
+                what = (
+                    "a duplicate: the last has the same time"
+                    if (event.ts == self.last_vix_ts)
+                    else f"older than the last ({self.last_vix_ts})"
                 )
+                await self._dead_letter(record, f"VIX update at ts {event.ts} is {what}")
                 return
             self.last_vix_ts = event.ts
             self.vix = event.value
@@ -478,11 +482,17 @@ class Engine:
             await self._dead_letter(record, self._unknown(tick.symbol))
             return
         state = rt.state
+        if tick == rt.last_tick:
+            # Same time, price, size and quotes: the same event delivered twice.
+            await self._dead_letter(record, f"tick for {tick.symbol} at ts {tick.ts} is a "
+                                    "duplicate: the last tick is identical")  # fmt: skip
+            return
         try:
             closed = state.on_tick(tick.ts, tick.price, self.vix)
         except (OutOfOrderError, ImplausibleTickError) as exc:
             await self._dead_letter(record, str(exc))
             return
+        rt.last_tick = tick
         core = rt.filters.core
         tick_vol = core.update(tick.ts, tick.price)
         if (core.resets, core.rejected) != rt.filter_counts:
@@ -739,6 +749,8 @@ def _reason_kind(reason: str) -> str:
         return "oversized"
     if reason.startswith("crossed quote"):
         return "crossed_quote"
+    if "is a duplicate" in reason:
+        return "duplicate"
     if "older than" in reason:
         return "out_of_order"
     if reason.startswith("unknown symbol"):

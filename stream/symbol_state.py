@@ -90,6 +90,11 @@ class SymbolState:
     _open: _OpenBar | None = None
 
     def check_chain(self, ts: int) -> None:
+        if ts == self.last_chain_ts:
+            raise OutOfOrderError(
+                f"option chain for {self.symbol} at ts {ts} is a duplicate: the symbol's "
+                "last chain has the same time"
+            )
         if ts < self.last_chain_ts:
             raise OutOfOrderError(
                 f"option chain for {self.symbol} at ts {ts} is older than the symbol's last "
