@@ -6,6 +6,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from simulate import one_step_hits, sv_history
 
@@ -89,3 +90,23 @@ def test_forecast_is_pure_and_update_validates() -> None:
     assert model.forecast(5, 0.9) == first  # the rejected bars left the state alone
     with pytest.raises(ValueError, match="at least 300 bars"):
         EKPFModel().fit(history.iloc[:200])
+
+
+@pytest.mark.parametrize("drop", [0.8, 1e-3])
+def test_a_crash_sized_bar_gives_a_sane_range_and_says_the_filter_degenerated(
+    drop: float,
+) -> None:
+    # The EKF proposal overshot on a 20 % fall (phi 0.98, sigma 0.15): one particle kept
+    # the weight and the 5-day range was 1e-52 .. 1e58 with status ok; a fall to a
+    # thousandth gave NaN. The Rust filter now redoes a degenerate step with a Laplace
+    # proposal, and the model says when few particles carry the weight.
+    history, _ = sv_history(600, mu=0.0, phi=0.98, sigma=0.15, seed=1)
+    model = EKPFModel(n_particles=500, n_paths=2000)
+    model.fit(history)
+    last = float(history["close"].iloc[-1])
+    crash = last * drop
+    model.update(Bar(history.index[-1] + pd.offsets.BDay(1), last, last, crash, crash, 40.0))
+    r = model.forecast(5, 0.9)
+    assert r.usable and crash / 10 < r.low < crash < r.high < 10 * crash  # not 1e-52 .. 1e58
+    assert r.status.state is Status.DEGRADED
+    assert r.status.reason.startswith("particle degeneracy at the last bar: ESS ")
