@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from aiokafka.errors import KafkaError
+
 from config import ConfigLoader
 from config.schema import MarkovConfig
 from connectors.embedded_bus import EmbeddedBus
@@ -269,14 +271,27 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):  # a paced replay sleeps for minutes
             loop.add_signal_handler(sig, feeding.cancel)
         interrupted = False
+        failed: KafkaError | None = None
         try:
             await feeding
         except asyncio.CancelledError:
             interrupted = True
+        except KafkaError as exc:  # the broker went away mid-replay (it was a traceback)
+            failed = exc
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-            await sink.stop()
+            with contextlib.suppress(KafkaError) if failed else contextlib.nullcontext():
+                await sink.stop()
+        if failed is not None:
+            why = str(failed)  # aiokafka's messages start with their class name, or not
+            if not why.startswith(type(failed).__name__):
+                why = f"{type(failed).__name__}: {why}"
+            raise BrokerUnavailableError(
+                f"Kafka at {config.stream.kafka.bootstrap_servers} stopped taking events at "
+                f"the feed's event {stats.events:,} (the ones before it may not all be "
+                f"stored): {why}"
+            )
         print(
             f"replayed {stats.events:,} events ({stats.malformed} malformed lines "
             f"dead-lettered){' before it was interrupted' if interrupted else ''}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from test_stream_support import feed_days, topic_overrides, write_feed
 
 from connectors.feed_file import read_feed
@@ -206,3 +208,42 @@ def test_ctrl_c_stops_a_paced_replay_to_kafka_with_its_report(
     assert proc.returncode == 0, stderr
     sent = int(stdout.split("replayed ", 1)[1].split(" events", 1)[0].replace(",", ""))
     assert 0 < sent < len(feed_days(2)) and stdout.rstrip().endswith("before it was interrupted")
+
+
+class _BrokerGoneAfter100:
+    """Stands in for the Kafka producer of a broker that goes away mid-replay: after 100
+    events every send fails as aiokafka's does once its request timeout has passed."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.sent = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[None]:
+        self.sent += 1
+        if self.sent > 100:
+            raise KafkaTimeoutError("request timed out (test)")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def flush(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        raise KafkaTimeoutError("cannot flush (test)")
+
+
+def test_a_broker_lost_mid_replay_is_one_line_with_the_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It was a 30-line KafkaTimeoutError traceback with no word of what had been sent.
+    monkeypatch.setattr(cli_stream, "KafkaSink", _BrokerGoneAfter100)
+    feed = write_feed(tmp_path / "one.jsonl", feed_days(1))
+    with pytest.raises(BrokerUnavailableError) as err:
+        call(["replay", str(feed), "--to", "kafka"])
+    assert str(err.value).startswith(
+        "Kafka at localhost:9092 stopped taking events at the feed's event 101 "
+    )
+    assert str(err.value).endswith("KafkaTimeoutError: request timed out (test)")
