@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import pickle
 import signal
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from typing import Literal
 
 import pandas as pd
 
+from connectors.process_lifetime import die_with_parent
 from models.base import ForecastModel
 
 ExecutorKind = Literal["process", "thread"]
@@ -38,26 +40,28 @@ ExecutorKind = Literal["process", "thread"]
 def make_executor(kind: ExecutorKind = "process", workers: int = 1) -> Executor:
     """The executor refits run in; the caller shuts it down.
 
-    Processes use the ``forkserver`` context where it exists (``spawn`` elsewhere): never
-    ``fork`` a process that already runs threads (the event loop's executor threads,
-    aiokafka's), which can deadlock the child.
+    Processes use the ``spawn`` context: never ``fork`` a process that already runs
+    threads (the event loop's executor threads, aiokafka's), which can deadlock the child.
+    Not ``forkserver`` either: its server, a worker and the resource tracker outlived a
+    ``kill -9`` of the service (84 MB a time); a spawned worker is the service's own child
+    and dies with it (:func:`_init_worker`), and the tracker ends when the worker does.
     """
     if kind == "thread":
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="markov-refit")
     if kind != "process":
         raise ValueError(f"executor kind must be 'process' or 'thread', got {kind!r}")
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_ignore_interrupts
-    )
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker, initargs=(os.getpid(),),
+    )  # fmt: skip
 
 
-def _ignore_interrupts() -> None:
-    """Pool workers leave Ctrl-C to the service: the terminal sends SIGINT to the whole
+def _init_worker(service_pid: int) -> None:
+    """Pool workers leave Ctrl-C to the service (the terminal sends SIGINT to the whole
     process group, and a worker would die with a KeyboardInterrupt traceback while the
-    service shuts down in order (and shuts the pool down with it)."""
+    service shuts down in order), and die with the service however it ends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(signal.SIGKILL, service_pid)
 
 
 def ready() -> bool:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import base64
-import ctypes
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,6 +25,7 @@ from connectors.kafka_broker.jars import (
     kafka_home,
     log4j2_config_text,
 )
+from connectors.process_lifetime import die_with_parent
 
 T = TypeVar("T")
 
@@ -114,16 +112,6 @@ def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coro).result()
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM the broker if the Python process dies without stopping it (kill -9).
-
-    prctl(PR_SET_PDEATHSIG) fires when the *thread* that started the broker exits, so start
-    LocalKafka from a thread that lives as long as the broker should (e.g. the main thread).
-    """
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 async def _cluster_brokers(bootstrap: str, timeout_ms: int) -> int:
@@ -293,7 +281,7 @@ class LocalKafka:
             stderr=subprocess.STDOUT,
             # Own session: a terminal's Ctrl-C reaches Python, which stops the broker cleanly.
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent,  # the broker stops if Python is killed
         )
 
     def _wait_ready(self) -> None:
