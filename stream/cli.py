@@ -24,6 +24,7 @@ from config.errors import ConfigError
 from connectors.data_sources import DataSourceError
 from connectors.kafka_transport import BrokerUnavailableError
 from stream.engine import EngineFailedError
+from stream.service import StateMissingError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DataSourceError,
         BrokerUnavailableError,
         EngineFailedError,
+        StateMissingError,
     ) as exc:
         print(f"markov {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -144,6 +144,8 @@ class StreamService:
             self._started.append(sink)
             await ensure_topics(bootstrap, self.topics)
             restore = await read_state_kafka(bootstrap, self.topics.state)
+            if not restore:
+                await _refuse_offsets_without_state(bootstrap, cfg.kafka.group_id, self.topics)
             source: EventSource = KafkaSource(
                 bootstrap, self.topics.inputs, cfg.kafka.group_id,
                 max_message_bytes=cfg.max_message_bytes, client_id=cfg.kafka.client_id,
@@ -327,6 +329,42 @@ async def read_state_kafka(bootstrap: str, topic: str) -> dict[str, dict[str, An
         return latest_states(values)
     finally:
         await _stop_quietly(consumer)
+
+
+class StateMissingError(RuntimeError):
+    """The consumer group has committed input offsets but the state topic has no
+    checkpoint: started anyway, seq would begin again at 1 after ranges already out."""
+
+
+async def _refuse_offsets_without_state(bootstrap: str, group: str, topics: EngineTopics) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import GroupCoordinatorNotAvailableError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        # A young cluster creates its offsets topic on the first coordinator lookup, and
+        # answers "not available" meanwhile (a second or two).
+        for attempt in range(20):
+            try:
+                offsets = await admin.list_consumer_group_offsets(group)
+                break
+            except GroupCoordinatorNotAvailableError:
+                if attempt == 19:
+                    log.warning("could not read the offsets of consumer group %r: the "
+                                "check for a lost state topic is skipped", group)  # fmt: skip
+                    return
+                await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+    committed = sorted(f"{tp.topic}/{tp.partition}" for tp in offsets if tp.topic in topics.inputs)
+    if committed:
+        raise StateMissingError(
+            f"consumer group {group!r} has committed offsets ({', '.join(committed)}) but the "
+            f"state topic {topics.state!r} holds no checkpoint: seq would start again at 1 "
+            "and the bars since the warm-up would be lost. Point stream.topics.state at the "
+            "topic the service used, or start afresh under a new stream.kafka.group_id"
+        )
 
 
 async def _partitions(bootstrap: str, topic: str) -> list[int]:

@@ -32,7 +32,7 @@ from connectors.kafka_broker import LocalKafka
 from connectors.kafka_transport import BrokerUnavailableError, KafkaSink
 from stream.clock import EventClock
 from stream.ranges import validate_range
-from stream.service import StreamService
+from stream.service import StateMissingError, StreamService
 
 pytestmark = pytest.mark.kafka
 HORIZONS = len(ConfigLoader.default().forecast.horizons)
@@ -226,6 +226,12 @@ async def test_abrupt_stop_before_commit_then_restart_loses_nothing(
     assert len(ranges) >= expected
     # The restart resumed from the checkpoint instead of starting over.
     assert 0 < second.engine.stats.ranges < expected  # type: ignore[union-attr]
+
+    # 4. The group's offsets without its state (a state topic lost or renamed): started,
+    # the service counted seq from 1 again after ranges already out. It refuses instead.
+    renamed = ConfigLoader.with_overrides(config, [f"stream.topics.state={prefix}.state2"])
+    with pytest.raises(StateMissingError, match=rf"^consumer group '{prefix}.group' has "):
+        await kafka_service(renamed).start()
 
 
 async def test_unreachable_broker_fails_fast_with_one_line() -> None:
