@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gil import runs_other_threads
 
 import rust_filters
 from rust_filters import EKPF, BootstrapPF
@@ -377,3 +378,24 @@ def test_uniform_dt_equals_default_dt(sv_y: np.ndarray) -> None:
     a = EKPF(1000, seed=3)
     b = EKPF(1000, seed=3)
     np.testing.assert_array_equal(a.filter(sv_y[:40]), b.filter(sv_y[:40], np.ones(40)))
+
+
+def test_the_gil_is_released_for_work_proportional_to_the_particles() -> None:
+    # A million particles: each call below is tens of milliseconds of Rust work.
+    n = 1_000_000
+    pf = BootstrapPF(n, seed=1)
+    pf.step(0.3)
+    saved = pf.snapshot()
+    fresh = BootstrapPF(n, seed=2)  # before its first observation: set_params redraws
+    calls: dict[str, Callable[[], object]] = {
+        "BootstrapPF()": lambda: BootstrapPF(n, seed=3),
+        "EKPF()": lambda: EKPF(n, seed=3),
+        "linear_gaussian()": lambda: EKPF.linear_gaussian(n, c=C, phi=PHI, sigma=SIGMA, tau=TAU),
+        "snapshot": pf.snapshot,
+        "restore": lambda: BootstrapPF.restore(saved),
+        "pickle": lambda: pickle.dumps(pf),
+        "particles": pf.particles,
+        "set_params": lambda: fresh.set_params(mu=-0.5),
+    }
+    held = [name for name, call in calls.items() if not runs_other_threads(call)]
+    assert held == []

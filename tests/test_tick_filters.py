@@ -7,6 +7,7 @@ import pickle
 
 import numpy as np
 import pytest
+from gil import runs_other_threads
 
 import rust_filters
 from models.tick_filters import GAP_DT, NS, SESSION_SECONDS, SVParams, TickFilters
@@ -121,3 +122,24 @@ def test_prior_from_returns_needs_data() -> None:
         SVParams.from_returns(np.ones(5))
     params = SVParams.from_returns(np.random.default_rng(0).standard_normal(500) * 2.0)
     assert params.mu == pytest.approx(math.log(4.0), abs=0.15)  # var 4 ± 2·sqrt(2/500)·4
+
+
+def test_a_large_cloud_releases_the_gil() -> None:
+    # A million particles: each call below is milliseconds of Rust work (a tick ~13 ms).
+    def make() -> rust_filters.TickVolatility:
+        return rust_filters.TickVolatility(
+            -0.5, 0.97, 0.18, n_particles=1_000_000, session_seconds=SESSION_SECONDS,
+            gap_seconds=3600.0, gap_dt=GAP_DT,
+        )  # fmt: skip
+
+    tv = make()
+    tv.update(DAY_OPEN, 100.0)
+    saved = tv.snapshot()
+    calls = {
+        "TickVolatility()": make,
+        "update": lambda: tv.update(DAY_OPEN + NS, 100.1),
+        "snapshot": tv.snapshot,
+        "restore": lambda: rust_filters.TickVolatility.restore(saved),
+    }
+    held = [name for name, call in calls.items() if not runs_other_threads(call)]
+    assert held == []

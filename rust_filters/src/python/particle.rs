@@ -2,7 +2,8 @@
 //!
 //! Both wrap one [`ParticleFilter`] (they differ only in the proposal), so one macro
 //! writes both classes. Each method converts its arguments, releases the GIL for the
-//! numerical work and converts the result; every error is a `ValueError`.
+//! numerical work (anything O(n): construction, steps, quantiles, forecasts, snapshots,
+//! restores, a prior redraw) and converts the result; every error is a `ValueError`.
 
 use numpy::{AllowTypeChange, PyArray1, PyArrayLike1};
 use pyo3::exceptions::PyValueError;
@@ -31,7 +32,10 @@ fn to_vec(a: &FloatArrayLike<'_>) -> Vec<f64> {
     a.as_array().iter().copied().collect()
 }
 
+/// A filter from the checked arguments; drawing the initial cloud is O(n), so it runs
+/// with the GIL released.
 fn build(
+    py: Python<'_>,
     model: Model,
     proposal: Proposal,
     n_particles: i64,
@@ -45,7 +49,8 @@ fn build(
         ess_threshold,
         threads: threads.map(|t| at_least_one("threads", t)).transpose()?,
     };
-    ParticleFilter::new(model, proposal, config).map_err(value_error)
+    py.detach(|| ParticleFilter::new(model, proposal, config))
+        .map_err(value_error)
 }
 
 macro_rules! particle_filter_class {
@@ -64,7 +69,9 @@ macro_rules! particle_filter_class {
                         n_particles, *, mu=-1.02, phi=0.9702, sigma=0.178, seed=0,
                         ess_threshold=0.5, threads=None
                     ))]
+            #[allow(clippy::too_many_arguments)]
             fn new(
+                py: Python<'_>,
                 n_particles: i64,
                 mu: f64,
                 phi: f64,
@@ -74,7 +81,7 @@ macro_rules! particle_filter_class {
                 threads: Option<i64>,
             ) -> PyResult<Self> {
                 let model = Model::Sv(SvModel::new(mu, phi, sigma).map_err(value_error)?);
-                let inner = build(model, $proposal, n_particles, seed, ess_threshold, threads)?;
+                let inner = build(py, model, $proposal, n_particles, seed, ess_threshold, threads)?;
                 Ok(Self { inner })
             }
 
@@ -87,6 +94,7 @@ macro_rules! particle_filter_class {
             #[allow(clippy::too_many_arguments)]
             fn linear_gaussian(
                 _cls: &Bound<'_, pyo3::types::PyType>,
+                py: Python<'_>,
                 n_particles: i64,
                 c: f64,
                 phi: f64,
@@ -99,7 +107,7 @@ macro_rules! particle_filter_class {
                 let model = Model::LinearGaussian(
                     LinearGaussianModel::new(c, phi, sigma, tau).map_err(value_error)?,
                 );
-                let inner = build(model, $proposal, n_particles, seed, ess_threshold, threads)?;
+                let inner = build(py, model, $proposal, n_particles, seed, ess_threshold, threads)?;
                 Ok(Self { inner })
             }
 
@@ -158,9 +166,11 @@ macro_rules! particle_filter_class {
                 &self,
                 py: Python<'py>,
             ) -> (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>) {
+                let inner = &self.inner;
+                let (particles, weights) = py.detach(|| (inner.particles(), inner.weights()));
                 (
-                    PyArray1::from_vec(py, self.inner.particles()),
-                    PyArray1::from_vec(py, self.inner.weights()),
+                    PyArray1::from_vec(py, particles),
+                    PyArray1::from_vec(py, weights),
                 )
             }
 
@@ -237,9 +247,12 @@ macro_rules! particle_filter_class {
             }
 
             /// Replace parameters (None keeps one); names the model lacks are an error.
+            /// Before the first observation the cloud is redrawn from the new prior (O(n),
+            /// GIL released).
             #[pyo3(signature = (mu=None, phi=None, sigma=None, *, c=None, tau=None))]
             fn set_params(
                 &mut self,
+                py: Python<'_>,
                 mu: Option<f64>,
                 phi: Option<f64>,
                 sigma: Option<f64>,
@@ -256,7 +269,9 @@ macro_rules! particle_filter_class {
                 .into_iter()
                 .filter_map(|(n, v)| v.map(|v| (n, v)))
                 .collect();
-                self.inner.set_params(&changes).map_err(value_error)
+                let inner = &mut self.inner;
+                py.detach(|| inner.set_params(&changes))
+                    .map_err(value_error)
             }
 
             /// Propagate the cloud `steps` ahead; a dict of arrays `price`, `path_min`,
@@ -309,12 +324,19 @@ macro_rules! particle_filter_class {
 
             /// The whole filter as bytes; `restore` continues bit-identically.
             fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-                PyBytes::new(py, &self.inner.snapshot())
+                let inner = &self.inner;
+                PyBytes::new(py, &py.detach(|| inner.snapshot()))
             }
 
             #[classmethod]
-            fn restore(_cls: &Bound<'_, pyo3::types::PyType>, data: &[u8]) -> PyResult<Self> {
-                let inner = ParticleFilter::restore(data, $proposal).map_err(value_error)?;
+            fn restore(
+                _cls: &Bound<'_, pyo3::types::PyType>,
+                py: Python<'_>,
+                data: &[u8],
+            ) -> PyResult<Self> {
+                let inner = py
+                    .detach(|| ParticleFilter::restore(data, $proposal))
+                    .map_err(value_error)?;
                 Ok(Self { inner })
             }
 

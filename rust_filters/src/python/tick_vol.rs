@@ -1,12 +1,17 @@
 //! Python wrapper for `crate::tick_vol`: `TickVolatility`.
 //!
-//! No GIL release: a tick is a few microseconds of work, less than the hand-off would cost.
+//! A tick keeps the GIL unless the particle cloud is large: with the default 256 particles
+//! it is a few microseconds of work, not worth the hand-off. Construction, snapshots and
+//! restores (O(n), not per tick) always release it.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 
 use crate::tick_vol::{TickVolError, TickVolatility, TradingTime};
+
+/// Particles from which a tick's work (~13 ns a particle) releases the GIL.
+const DETACH_PARTICLES: usize = 4096;
 
 fn value_error(e: TickVolError) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -34,6 +39,7 @@ impl PyTickVolatility {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         mu: f64,
         phi: f64,
         sigma: f64,
@@ -54,13 +60,20 @@ impl PyTickVolatility {
             gap_seconds,
             gap_dt,
         };
-        let inner = TickVolatility::new(mu, phi, sigma, n, seed, time).map_err(value_error)?;
+        let inner = py
+            .detach(|| TickVolatility::new(mu, phi, sigma, n, seed, time))
+            .map_err(value_error)?;
         Ok(Self { inner })
     }
 
     /// Fold in one tick; returns `volatility()` after it.
-    fn update(&mut self, ts_ns: i64, price: f64) -> Option<(f64, f64)> {
-        self.inner.update(ts_ns, price)
+    fn update(&mut self, py: Python<'_>, ts_ns: i64, price: f64) -> Option<(f64, f64)> {
+        let inner = &mut self.inner;
+        if inner.pf().n_particles() >= DETACH_PARTICLES {
+            py.detach(|| inner.update(ts_ns, price))
+        } else {
+            inner.update(ts_ns, price)
+        }
     }
 
     /// Filtered volatility, annualised % `(ukf, pf)`; None before the second tick.
@@ -103,12 +116,15 @@ impl PyTickVolatility {
     }
 
     fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.snapshot())
+        let inner = &self.inner;
+        PyBytes::new(py, &py.detach(|| inner.snapshot()))
     }
 
     #[classmethod]
-    fn restore(_cls: &Bound<'_, PyType>, data: &[u8]) -> PyResult<Self> {
-        let inner = TickVolatility::restore(data).map_err(value_error)?;
+    fn restore(_cls: &Bound<'_, PyType>, py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let inner = py
+            .detach(|| TickVolatility::restore(data))
+            .map_err(value_error)?;
         Ok(Self { inner })
     }
 
