@@ -266,6 +266,31 @@ def test_bad_construction_raises_value_error(cls: FilterClass, kwargs: dict[str,
         cls(100, **kwargs)
 
 
+@pytest.mark.parametrize("cls", FILTERS)
+def test_argument_errors_name_the_argument(cls: FilterClass) -> None:
+    # Once OverflowError ("can't convert negative int to unsigned") or TypeError
+    # ("dimensionality mismatch") without the argument's name.
+    f = cls(100, seed=1)
+    f.step(0.1)
+    grid = np.full((2, 2), 0.5)
+    calls = [
+        (lambda: cls(100, seed=-1), "seed"),
+        (lambda: cls(100, seed=2**64), "seed"),
+        (lambda: cls.linear_gaussian(100, c=C, phi=PHI, sigma=SIGMA, tau=TAU, seed=-1), "seed"),
+        (lambda: f.forecast(2, price=100.0, seed=-1), "seed"),
+        (lambda: f.quantiles(grid), "levels"),
+        (lambda: f.forecast(2, price=100.0, levels=grid), "levels"),
+        (lambda: f.forecast(2, price=100.0, levels=[[0.5]]), "levels"),
+        (lambda: f.filter(grid), "ys"),
+        (lambda: f.filter([0.1, 0.2], grid), "dts"),
+    ]
+    before = f.snapshot()
+    for call, argument in calls:
+        with pytest.raises(ValueError, match=argument):
+            call()
+    assert f.snapshot() == before
+
+
 def test_a_crash_return_keeps_the_ekpf_range_sane_and_is_counted() -> None:
     # The audit's case: a year of ~1 %/day returns, then a 23-sigma drop. The EKF
     # proposal overshot by tens of log-variance units (5-day range 330..70,230 on 4500,

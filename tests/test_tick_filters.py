@@ -117,6 +117,15 @@ def test_a_particle_count_beyond_the_bound_is_a_value_error() -> None:
             )
 
 
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_a_seed_out_of_range_is_a_value_error_naming_it(seed: int) -> None:
+    with pytest.raises(ValueError, match="seed must be in"):  # once an OverflowError
+        rust_filters.TickVolatility(
+            -0.5, 0.97, 0.18, seed=seed, session_seconds=SESSION_SECONDS, gap_seconds=3600.0,
+            gap_dt=GAP_DT,
+        )  # fmt: skip
+
+
 def test_prior_from_returns_needs_data() -> None:
     with pytest.raises(ValueError, match="at least 20 returns"):
         SVParams.from_returns(np.ones(5))

@@ -5,17 +5,19 @@
 //! numerical work (anything O(n): construction, steps, quantiles, forecasts, snapshots,
 //! restores, a prior redraw) and converts the result; every error is a `ValueError`.
 
-use numpy::{AllowTypeChange, PyArray1, PyArrayLike1};
+use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
+use super::args::{float_vector, seed as seed_value};
 use crate::particle::{
     FilterConfig, ForecastSpec, LinearGaussianModel, Model, ParticleError, ParticleFilter,
     Proposal, SvModel, MAX_FORECAST_PATHS, MAX_PARTICLES,
 };
 
-type FloatArrayLike<'py> = PyArrayLike1<'py, f64, AllowTypeChange>;
+/// `forecast`'s quantile levels when none are given.
+const DEFAULT_LEVELS: [f64; 5] = [0.05, 0.25, 0.5, 0.75, 0.95];
 
 fn value_error(e: ParticleError) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -28,10 +30,6 @@ fn at_least_one(name: &str, value: i64) -> PyResult<usize> {
         .ok_or_else(|| PyValueError::new_err(format!("{name} must be >= 1, got {value}")))
 }
 
-fn to_vec(a: &FloatArrayLike<'_>) -> Vec<f64> {
-    a.as_array().iter().copied().collect()
-}
-
 /// A filter from the checked arguments; drawing the initial cloud is O(n), so it runs
 /// with the GIL released.
 fn build(
@@ -39,13 +37,13 @@ fn build(
     model: Model,
     proposal: Proposal,
     n_particles: i64,
-    seed: u64,
+    seed: i128,
     ess_threshold: f64,
     threads: Option<i64>,
 ) -> PyResult<ParticleFilter> {
     let config = FilterConfig {
         n_particles: at_least_one("n_particles", n_particles)?,
-        seed,
+        seed: seed_value(seed)?,
         ess_threshold,
         threads: threads.map(|t| at_least_one("threads", t)).transpose()?,
     };
@@ -76,7 +74,7 @@ macro_rules! particle_filter_class {
                 mu: f64,
                 phi: f64,
                 sigma: f64,
-                seed: u64,
+                seed: i128,
                 ess_threshold: f64,
                 threads: Option<i64>,
             ) -> PyResult<Self> {
@@ -100,7 +98,7 @@ macro_rules! particle_filter_class {
                 phi: f64,
                 sigma: f64,
                 tau: f64,
-                seed: u64,
+                seed: i128,
                 ess_threshold: f64,
                 threads: Option<i64>,
             ) -> PyResult<Self> {
@@ -123,11 +121,11 @@ macro_rules! particle_filter_class {
             fn filter<'py>(
                 &mut self,
                 py: Python<'py>,
-                ys: FloatArrayLike<'py>,
-                dts: Option<FloatArrayLike<'py>>,
+                ys: &Bound<'py, PyAny>,
+                dts: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-                let ys = to_vec(&ys);
-                let dts = dts.as_ref().map(to_vec);
+                let ys = float_vector(ys, "ys")?;
+                let dts = dts.map(|d| float_vector(d, "dts")).transpose()?;
                 let inner = &mut self.inner;
                 let out = py
                     .detach(|| inner.filter(&ys, dts.as_deref()))
@@ -151,9 +149,9 @@ macro_rules! particle_filter_class {
             fn quantiles<'py>(
                 &self,
                 py: Python<'py>,
-                levels: FloatArrayLike<'py>,
+                levels: &Bound<'py, PyAny>,
             ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-                let levels = to_vec(&levels);
+                let levels = float_vector(levels, "levels")?;
                 let inner = &self.inner;
                 let q = py
                     .detach(|| inner.quantiles(&levels))
@@ -278,7 +276,7 @@ macro_rules! particle_filter_class {
             /// `path_max` (quantiles at `levels`), `levels`, and `path_range` = [lo, hi]
             /// when `path_confidence` is given. Never changes the filter.
             #[pyo3(signature = (
-                        steps, *, price, levels=vec![0.05, 0.25, 0.5, 0.75, 0.95], n_paths=None,
+                        steps, *, price, levels=None, n_paths=None,
                         drift=0.0, return_scale=0.01, dt=1.0, bridge=true, seed=None,
                         path_confidence=None
                     ))]
@@ -288,15 +286,19 @@ macro_rules! particle_filter_class {
                 py: Python<'py>,
                 steps: i64,
                 price: f64,
-                levels: Vec<f64>,
+                levels: Option<&Bound<'py, PyAny>>,
                 n_paths: Option<i64>,
                 drift: f64,
                 return_scale: f64,
                 dt: f64,
                 bridge: bool,
-                seed: Option<u64>,
+                seed: Option<i128>,
                 path_confidence: Option<f64>,
             ) -> PyResult<Bound<'py, PyDict>> {
+                let levels = match levels {
+                    Some(l) => float_vector(l, "levels")?,
+                    None => DEFAULT_LEVELS.to_vec(),
+                };
                 let spec = ForecastSpec {
                     steps: at_least_one("steps", steps)?,
                     dt,
@@ -306,7 +308,7 @@ macro_rules! particle_filter_class {
                     drift,
                     return_scale,
                     bridge,
-                    seed,
+                    seed: seed.map(seed_value).transpose()?,
                     path_confidence,
                 };
                 let inner = &self.inner;

@@ -8,6 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 
+use super::args::seed as seed_value;
 use crate::tick_vol::{TickVolError, TickVolatility, TradingTime};
 
 /// Particles from which a tick's work (~13 ns a particle) releases the GIL.
@@ -44,7 +45,7 @@ impl PyTickVolatility {
         phi: f64,
         sigma: f64,
         n_particles: i64,
-        seed: u64,
+        seed: i128,
         session_seconds: f64,
         gap_seconds: f64,
         gap_dt: f64,
@@ -60,6 +61,7 @@ impl PyTickVolatility {
             gap_seconds,
             gap_dt,
         };
+        let seed = seed_value(seed)?;
         let inner = py
             .detach(|| TickVolatility::new(mu, phi, sigma, n, seed, time))
             .map_err(value_error)?;

@@ -37,7 +37,7 @@ impl PyRangeEncoder {
     #[allow(clippy::too_many_arguments)]
     fn new(
         symbol: String,
-        horizon: u32,
+        horizon: i64,
         confidence: f64,
         anchor: f64,
         low: f64,
@@ -48,6 +48,12 @@ impl PyRangeEncoder {
         models: Vec<MemberPart>,
         regime: String,
     ) -> PyResult<Self> {
+        let horizon = u32::try_from(horizon)
+            .ok()
+            .filter(|&h| h >= 1)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("horizon must be in [1, 2**32), got {horizon}"))
+            })?;
         if !(anchor.is_finite() && anchor > 0.0) {
             return Err(PyValueError::new_err(format!(
                 "anchor must be finite and > 0, got {anchor}"

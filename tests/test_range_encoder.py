@@ -1,0 +1,26 @@
+"""``rust_filters.RangeEncoder``: the arguments it refuses (the bytes it writes are held
+to the Python reference in tests/test_engine.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rust_filters import RangeEncoder
+
+MEMBERS = [("tgarch", 96.0, 104.0, 1.0, "ok")]
+
+
+def encoder(**changes: object) -> RangeEncoder:
+    args: dict[str, object] = {
+        "symbol": "SPX", "horizon": 5, "confidence": 0.9, "anchor": 100.0, "low": 95.0,
+        "high": 105.0, "path_low": 94.0, "path_high": 106.0, "center": 100.0,
+        "models": MEMBERS, "regime": "normal",
+    } | changes  # fmt: skip
+    return RangeEncoder(*args.values())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("horizon", [-1, 0, 2**32])
+def test_a_horizon_out_of_range_is_a_value_error_naming_it(horizon: int) -> None:
+    # Once an OverflowError ("out of range integral type conversion attempted").
+    with pytest.raises(ValueError, match=r"horizon must be in \[1, 2\*\*32\)"):
+        encoder(horizon=horizon)
