@@ -259,6 +259,7 @@ BAD_GBM_ARGUMENTS = [
     ({"sigma_path": np.full((5, 1), 0.2)}, "sigma_path"),
     ({"path_confidence": 0.0}, "path_confidence"),
     ({"path_confidence": 1.5}, "path_confidence"),
+    ({"path_confidence": 1.0}, r"path_confidence must be in \(0, 1\)"),  # as BootstrapPF
 ]
 
 
