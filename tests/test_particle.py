@@ -201,6 +201,8 @@ def test_invalid_input_raises_and_leaves_the_state_unchanged(
         lambda: f.set_params(sigma=-0.1),
         lambda: f.set_params(tau=1.0),  # not a parameter of the SV model
         lambda: f.quantiles([0.5, 1.5]),
+        lambda: f.quantiles([]),  # once an empty array, as Monte Carlo refuses it
+        lambda: f.forecast(3, price=100.0, levels=[]),
         lambda: f.forecast(0, price=100.0),
         lambda: f.forecast(3, price=-1.0),
         lambda: f.forecast(3, price=100.0, path_confidence=1.0),
