@@ -513,7 +513,10 @@ def parse_chain_fast(raw: bytes) -> tuple[str, int, float, list[_QuoteFields]] |
 
 @final
 class RangeEncoder:
-    """A range made at a bar close, encoded as schema-v1 JSON re-anchored at each tick's price."""
+    """A range made at a bar close, encoded as schema-v1 JSON re-anchored at each tick's price.
+
+    ``horizon >= 1``, ``confidence`` in (0, 1), ``anchor`` finite and > 0, ``low <= high``
+    (NaN ends pass: the stream skips unusable templates); else a ValueError naming it."""
 
     def __new__(
         cls,
@@ -537,7 +540,7 @@ class RangeEncoder:
         vix: float | None = None,
         tick_vol: tuple[float, float] | None = None,
     ) -> bytes:
-        """The message for a tick at ``price``, as JSON bytes."""
+        """The message for a tick at ``price`` (finite, > 0), as JSON bytes."""
 
 @final
 class TickVolatility:
