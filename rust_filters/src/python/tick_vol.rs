@@ -24,8 +24,9 @@ fn value_error(e: TickVolError) -> PyErr {
 /// seconds / session_seconds`; a gap over `gap_seconds` counts as `gap_dt` days).
 ///
 /// `update` returns the filtered volatility (annualised %, `(ukf, pf)`) or None before the
-/// second tick. A tick the filters refuse changes nothing: `rejected` counts it and
-/// `last_error` says why. `snapshot()` / `TickVolatility.restore()` / pickle continue
+/// second tick. A tick the filters refuse, or one older than the last accepted tick,
+/// changes nothing: `rejected` counts it and `last_error` says why. `resets` counts
+/// divergence resets of either filter, `last_reset_reason` says which reset last and why. `snapshot()` / `TickVolatility.restore()` / pickle continue
 /// bit-identically.
 #[pyclass(name = "TickVolatility", module = "rust_filters._core")]
 pub struct PyTickVolatility {
@@ -109,6 +110,12 @@ impl PyTickVolatility {
     #[getter]
     fn resets(&self) -> u64 {
         self.inner.resets()
+    }
+
+    /// Why the filter that reset last did so (`ukf: ...` or `pf: ...`), or None.
+    #[getter]
+    fn last_reset_reason(&self) -> Option<String> {
+        self.inner.last_reset_reason().map(str::to_owned)
     }
 
     /// The last accepted tick `(ts_ns, price)`.
