@@ -302,7 +302,7 @@ class BootstrapPF:
         steps: int,
         *,
         price: float,
-        levels: list[float] | tuple[float, ...] = ...,
+        levels: npt.ArrayLike | None = None,
         n_paths: int | None = None,
         drift: float = 0.0,
         return_scale: float = 0.01,
@@ -390,7 +390,7 @@ class EKPF:
         steps: int,
         *,
         price: float,
-        levels: list[float] | tuple[float, ...] = ...,
+        levels: npt.ArrayLike | None = None,
         n_paths: int | None = None,
         drift: float = 0.0,
         return_scale: float = 0.01,
@@ -513,7 +513,10 @@ def parse_chain_fast(raw: bytes) -> tuple[str, int, float, list[_QuoteFields]] |
 
 @final
 class RangeEncoder:
-    """A range made at a bar close, encoded as schema-v1 JSON re-anchored at each tick's price."""
+    """A range made at a bar close, encoded as schema-v1 JSON re-anchored at each tick's price.
+
+    ``horizon >= 1``, ``confidence`` in (0, 1), ``anchor`` finite and > 0, ``low <= high``
+    (NaN ends pass: the stream skips unusable templates); else a ValueError naming it."""
 
     def __new__(
         cls,
@@ -537,7 +540,7 @@ class RangeEncoder:
         vix: float | None = None,
         tick_vol: tuple[float, float] | None = None,
     ) -> bytes:
-        """The message for a tick at ``price``, as JSON bytes."""
+        """The message for a tick at ``price`` (finite, > 0), as JSON bytes."""
 
 @final
 class TickVolatility:
@@ -557,7 +560,10 @@ class TickVolatility:
         gap_dt: float,
     ) -> TickVolatility: ...
     def update(self, ts_ns: int, price: float) -> tuple[float, float] | None:
-        """Fold in one tick; the filtered volatility (annualised %, (ukf, pf)) after it."""
+        """Fold in one tick; the filtered volatility (annualised %, (ukf, pf)) after it.
+
+        A tick the filters refuse, or one older than the last accepted tick, changes
+        nothing: ``rejected`` counts it, ``last_error`` says why."""
     def volatility(self) -> tuple[float, float] | None: ...
     def trading_dt(self, seconds: float) -> float: ...
     @property
@@ -568,6 +574,9 @@ class TickVolatility:
     def last_error(self) -> str | None: ...
     @property
     def resets(self) -> int: ...
+    @property
+    def last_reset_reason(self) -> str | None:
+        """Why the filter that reset last did so (``ukf: ...`` or ``pf: ...``), or None."""
     @property
     def last_tick(self) -> tuple[int, float] | None: ...
     def snapshot(self) -> bytes: ...

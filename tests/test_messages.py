@@ -191,3 +191,28 @@ def test_rust_chain_reader_agrees_with_the_python_checks() -> None:
             with pytest.raises(BadMessageError):  # whatever Rust made of it
                 parse(Kind.OPTIONS, raw_bytes)
     assert accepted > 100
+
+
+# serde_json does not check the bytes of strings it skips, orjson checks every byte: a
+# message with an invalid UTF-8 byte anywhere is malformed JSON on both paths.
+_NOT_UTF8 = [
+    b'{"symbol":"SPX","ts":1,"price":2.0,"note":"\xff"}',
+    b'{"symbol":"SPX","ts":1,"price":2.0,"\xfe":1}',
+    b'{"symbol":"SPX","ts":1,"underlying_price":2700.0,"x":"\xc3","quotes":'
+    b'[{"expiry":"2018-02-16","strike":2650.0,"right":"C","iv":0.15,"delta":0.5}]}',
+    b'{"symbol":"SPX","ts":1,"underlying_price":2700.0,"quotes":'
+    b'[{"expiry":"2018-02-16","strike":2650.0,"right":"C","iv":0.15,"delta":0.5,"x":"\xff"}]}',
+]
+
+
+@pytest.mark.parametrize("raw_bytes", _NOT_UTF8)
+def test_invalid_utf8_is_malformed_on_both_paths(raw_bytes: bytes) -> None:
+    kind = Kind.OPTIONS if b"quotes" in raw_bytes else Kind.TICK
+    valid = raw_bytes.replace(b"\xff", b"a").replace(b"\xfe", b"b").replace(b"\xc3", b"c")
+    fast_path = parse_tick_fast if kind is Kind.TICK else parse_chain_fast
+    assert fast_path(valid) is not None  # the same message with valid bytes is accepted
+    assert fast_path(raw_bytes) is None
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(raw_bytes)
+    with pytest.raises(BadMessageError, match="malformed JSON"):
+        parse(kind, raw_bytes)

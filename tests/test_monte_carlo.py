@@ -255,8 +255,11 @@ BAD_GBM_ARGUMENTS = [
     ({"threads": 0}, "threads"),
     ({"threads": 10**6}, "threads"),  # once a PanicException from the pool builder
     ({"seed": -1}, "seed"),
+    ({"levels": np.full((2, 2), 0.5)}, "levels"),  # once "dimensionality mismatch"
+    ({"sigma_path": np.full((5, 1), 0.2)}, "sigma_path"),
     ({"path_confidence": 0.0}, "path_confidence"),
     ({"path_confidence": 1.5}, "path_confidence"),
+    ({"path_confidence": 1.0}, r"path_confidence must be in \(0, 1\)"),  # as BootstrapPF
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gil import runs_other_threads
 
 import rust_filters
 from rust_filters import EKPF, BootstrapPF
@@ -200,6 +201,8 @@ def test_invalid_input_raises_and_leaves_the_state_unchanged(
         lambda: f.set_params(sigma=-0.1),
         lambda: f.set_params(tau=1.0),  # not a parameter of the SV model
         lambda: f.quantiles([0.5, 1.5]),
+        lambda: f.quantiles([]),  # once an empty array, as Monte Carlo refuses it
+        lambda: f.forecast(3, price=100.0, levels=[]),
         lambda: f.forecast(0, price=100.0),
         lambda: f.forecast(3, price=-1.0),
         lambda: f.forecast(3, price=100.0, path_confidence=1.0),
@@ -263,6 +266,31 @@ def test_sizes_beyond_the_bound_raise_value_error_naming_the_argument(
 def test_bad_construction_raises_value_error(cls: FilterClass, kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         cls(100, **kwargs)
+
+
+@pytest.mark.parametrize("cls", FILTERS)
+def test_argument_errors_name_the_argument(cls: FilterClass) -> None:
+    # Once OverflowError ("can't convert negative int to unsigned") or TypeError
+    # ("dimensionality mismatch") without the argument's name.
+    f = cls(100, seed=1)
+    f.step(0.1)
+    grid = np.full((2, 2), 0.5)
+    calls = [
+        (lambda: cls(100, seed=-1), "seed"),
+        (lambda: cls(100, seed=2**64), "seed"),
+        (lambda: cls.linear_gaussian(100, c=C, phi=PHI, sigma=SIGMA, tau=TAU, seed=-1), "seed"),
+        (lambda: f.forecast(2, price=100.0, seed=-1), "seed"),
+        (lambda: f.quantiles(grid), "levels"),
+        (lambda: f.forecast(2, price=100.0, levels=grid), "levels"),
+        (lambda: f.forecast(2, price=100.0, levels=[[0.5]]), "levels"),
+        (lambda: f.filter(grid), "ys"),
+        (lambda: f.filter([0.1, 0.2], grid), "dts"),
+    ]
+    before = f.snapshot()
+    for call, argument in calls:
+        with pytest.raises(ValueError, match=argument):
+            call()
+    assert f.snapshot() == before
 
 
 def test_a_crash_return_keeps_the_ekpf_range_sane_and_is_counted() -> None:
@@ -377,3 +405,24 @@ def test_uniform_dt_equals_default_dt(sv_y: np.ndarray) -> None:
     a = EKPF(1000, seed=3)
     b = EKPF(1000, seed=3)
     np.testing.assert_array_equal(a.filter(sv_y[:40]), b.filter(sv_y[:40], np.ones(40)))
+
+
+def test_the_gil_is_released_for_work_proportional_to_the_particles() -> None:
+    # A million particles: each call below is tens of milliseconds of Rust work.
+    n = 1_000_000
+    pf = BootstrapPF(n, seed=1)
+    pf.step(0.3)
+    saved = pf.snapshot()
+    fresh = BootstrapPF(n, seed=2)  # before its first observation: set_params redraws
+    calls: dict[str, Callable[[], object]] = {
+        "BootstrapPF()": lambda: BootstrapPF(n, seed=3),
+        "EKPF()": lambda: EKPF(n, seed=3),
+        "linear_gaussian()": lambda: EKPF.linear_gaussian(n, c=C, phi=PHI, sigma=SIGMA, tau=TAU),
+        "snapshot": pf.snapshot,
+        "restore": lambda: BootstrapPF.restore(saved),
+        "pickle": lambda: pickle.dumps(pf),
+        "particles": pf.particles,
+        "set_params": lambda: fresh.set_params(mu=-0.5),
+    }
+    held = [name for name, call in calls.items() if not runs_other_threads(call)]
+    assert held == []

@@ -7,6 +7,7 @@ import pickle
 
 import numpy as np
 import pytest
+from gil import runs_other_threads
 
 import rust_filters
 from models.tick_filters import GAP_DT, NS, SESSION_SECONDS, SVParams, TickFilters
@@ -101,6 +102,39 @@ def test_a_refused_tick_leaves_the_filters_unchanged() -> None:
     assert filters.ticks == untouched.ticks == 390
 
 
+def test_a_tick_older_than_the_last_accepted_one_is_refused() -> None:
+    # Once a 1 ms step with a stale return that moved the reference back in time.
+    params = SVParams(0.0, 0.97, 0.18)
+    filters = run(TickFilters(params, seed=4), session_ticks(1.0, 1, 60, seed=3))
+    untouched = TickFilters.restore(filters.snapshot())
+    last = filters.core.last_tick
+    assert last is not None
+    last_ts = last[0]
+    assert filters.update(last_ts - NS, 120.0) == untouched.volatility()
+    assert filters.rejected == 1
+    assert "older than the last accepted tick" in (filters.last_error or "")
+    assert filters.core.last_tick == untouched.core.last_tick
+    ts = last_ts + 60 * NS
+    assert filters.update(ts, 101.0) == untouched.update(ts, 101.0)
+
+
+def test_the_last_reset_says_which_filter_reset_and_why() -> None:
+    # mu = -800: exp(x) underflows to 0, so no particle explains a non-zero return and the
+    # particle filter resets on every tick.
+    tv = rust_filters.TickVolatility(
+        -800.0, 0.5, 0.1, n_particles=64, session_seconds=SESSION_SECONDS, gap_seconds=3600.0,
+        gap_dt=GAP_DT,
+    )  # fmt: skip
+    tv.update(DAY_OPEN, 100.0)
+    assert tv.last_reset_reason is None
+    tv.update(DAY_OPEN + 60 * NS, 100.1)
+    assert tv.resets >= 1
+    reason = tv.last_reset_reason
+    assert reason is not None and reason.startswith("pf: ") and "reset" in reason
+    assert rust_filters.TickVolatility.restore(tv.snapshot()).last_reset_reason == reason
+    assert pickle.loads(pickle.dumps(tv)).last_reset_reason == reason
+
+
 def test_a_particle_count_beyond_the_bound_is_a_value_error() -> None:
     # 10**12 particles once aborted the process on the allocation.
     for n in (10**12, rust_filters.MAX_PARTICLES + 1):
@@ -116,8 +150,38 @@ def test_a_particle_count_beyond_the_bound_is_a_value_error() -> None:
             )
 
 
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_a_seed_out_of_range_is_a_value_error_naming_it(seed: int) -> None:
+    with pytest.raises(ValueError, match="seed must be in"):  # once an OverflowError
+        rust_filters.TickVolatility(
+            -0.5, 0.97, 0.18, seed=seed, session_seconds=SESSION_SECONDS, gap_seconds=3600.0,
+            gap_dt=GAP_DT,
+        )  # fmt: skip
+
+
 def test_prior_from_returns_needs_data() -> None:
     with pytest.raises(ValueError, match="at least 20 returns"):
         SVParams.from_returns(np.ones(5))
     params = SVParams.from_returns(np.random.default_rng(0).standard_normal(500) * 2.0)
     assert params.mu == pytest.approx(math.log(4.0), abs=0.15)  # var 4 ± 2·sqrt(2/500)·4
+
+
+def test_a_large_cloud_releases_the_gil() -> None:
+    # A million particles: each call below is milliseconds of Rust work (a tick ~13 ms).
+    def make() -> rust_filters.TickVolatility:
+        return rust_filters.TickVolatility(
+            -0.5, 0.97, 0.18, n_particles=1_000_000, session_seconds=SESSION_SECONDS,
+            gap_seconds=3600.0, gap_dt=GAP_DT,
+        )  # fmt: skip
+
+    tv = make()
+    tv.update(DAY_OPEN, 100.0)
+    saved = tv.snapshot()
+    calls = {
+        "TickVolatility()": make,
+        "update": lambda: tv.update(DAY_OPEN + NS, 100.1),
+        "snapshot": tv.snapshot,
+        "restore": lambda: rust_filters.TickVolatility.restore(saved),
+    }
+    held = [name for name, call in calls.items() if not runs_other_threads(call)]
+    assert held == []

@@ -293,6 +293,7 @@ def test_invalid_observations_are_rejected_and_state_unchanged(
         (lambda: ukf.filter([[0.1, 0.1], [np.nan, 0.1]]), "row 1"),
         (lambda: ukf.filter([[0.1, 0.1]], dts=[1.0, 1.0]), "dts must have length 1"),
         (lambda: ukf.filter([[0.1, 0.1]], dts=[-1.0]), "dts must be finite"),
+        (lambda: ukf.filter([[0.1, 0.1]], dts=[[1.0]]), "dts must be a 1-D sequence"),
         (lambda: ukf.filter(np.zeros((3, 3))), r"zs must have shape \(T, 2\)"),
         (lambda: ukf.reset(P0=[[1.0, 0.0], [0.0, -1.0]]), "P0 must be positive definite"),
         (lambda: ukf.reset(x0=[np.nan, 0.0]), "x0 must be finite"),

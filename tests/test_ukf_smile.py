@@ -19,6 +19,14 @@ def test_moneyness_implied_vol_and_delta_formulas() -> None:
     strikes, forward, tau = np.array([80.0, 100.0, 125.0]), 100.0, np.array([0.5])
     k = SmileModel.moneyness(strikes, forward, tau)
     np.testing.assert_allclose(k, np.log(strikes / forward) / np.sqrt(0.5), rtol=1e-15)
+    # "one value or one per strike": a plain float is one value (once "dimensionality
+    # mismatch"), a list of the wrong length is an error naming tau.
+    np.testing.assert_array_equal(SmileModel.moneyness(strikes, forward, 0.5), k)
+    np.testing.assert_array_equal(SmileModel.moneyness(list(strikes), forward, [0.5]), k)
+    with pytest.raises(ValueError, match=r"tau must be one value or one per strike \(3\), got 2"):
+        SmileModel.moneyness(strikes, forward, [0.5, 0.5])
+    with pytest.raises(TypeError, match="strike must be a 1-D sequence"):
+        SmileModel.moneyness([[80.0]], forward, 0.5)
     model = SmileModel(min_iv=0.05)
     iv = model.implied_vol(TRUTH, k)
     np.testing.assert_allclose(iv, TRUTH[0] + TRUTH[1] * k + TRUTH[2] * k**2, rtol=1e-15)

@@ -91,6 +91,15 @@ struct Saved {
     rejected: u64,
 }
 
+/// The snapshot: [`Saved`] then the last reset's reason, added later. Postcard writes a
+/// struct as its fields in order, so this is the older layout plus a tail; a snapshot
+/// without the tail (an older one) still restores, with no reason.
+#[derive(Serialize, Deserialize)]
+struct SavedWithReason {
+    saved: Saved,
+    last_reset_reason: Option<String>,
+}
+
 /// One symbol's tick filters.
 #[derive(Debug, Clone)]
 pub struct TickVolatility {
@@ -101,6 +110,7 @@ pub struct TickVolatility {
     ticks: u64,
     rejected: u64,
     last_error: Option<String>,
+    last_reset_reason: Option<String>,
 }
 
 impl TickVolatility {
@@ -133,13 +143,14 @@ impl TickVolatility {
             ticks: 0,
             rejected: 0,
             last_error: None,
+            last_reset_reason: None,
         })
     }
 
     /// Fold in a tick at `ts_ns` (epoch nanoseconds) and `price`; the first one only sets
-    /// the reference. A step either filter refuses (say, a non-positive price) changes
-    /// nothing and is counted in `rejected`, its reason in `last_error`. Returns
-    /// [`TickVolatility::volatility`] after the tick.
+    /// the reference. A tick older than the last accepted one, or a step either filter
+    /// refuses (say, a non-positive price), changes nothing and is counted in `rejected`,
+    /// its reason in `last_error`. Returns [`TickVolatility::volatility`] after the tick.
     pub fn update(&mut self, ts_ns: i64, price: f64) -> Option<(f64, f64)> {
         let Some((last_ts, last_price)) = self.last else {
             if price.is_finite() && price > 0.0 {
@@ -149,7 +160,17 @@ impl TickVolatility {
             }
             return self.volatility();
         };
-        let dt = self.time.dt((ts_ns - last_ts) as f64 / NS);
+        if ts_ns < last_ts {
+            // A late tick would otherwise be a 1 ms step with a stale return, and the
+            // reference would move back in time.
+            self.reject(format!(
+                "ts_ns must not be older than the last accepted tick ({last_ts}), got {ts_ns}"
+            ));
+            return self.volatility();
+        }
+        let dt = self
+            .time
+            .dt((i128::from(ts_ns) - i128::from(last_ts)) as f64 / NS);
         let r = 100.0 * (price / last_price).ln();
         if !r.is_finite() {
             self.reject(format!("price must be finite and > 0, got {price}"));
@@ -162,6 +183,7 @@ impl TickVolatility {
             self.reject(e.to_string());
             return self.volatility();
         }
+        let resets = (self.ukf.state().n_resets, self.pf.n_resets());
         if let Err(e) = self.ukf.step(&[y, y.abs()], dt) {
             self.reject(e.to_string());
             return self.volatility();
@@ -169,6 +191,13 @@ impl TickVolatility {
         self.pf
             .step(r, dt)
             .expect("a finite return and a valid step are accepted");
+        // The particle filter steps second, so its reset is the later one of a tick.
+        if self.pf.n_resets() > resets.1 {
+            self.last_reset_reason = self.pf.last_reset_reason().map(|r| format!("pf: {r}"));
+        } else if self.ukf.state().n_resets > resets.0 {
+            let reason = self.ukf.state().last_reset_reason.as_deref();
+            self.last_reset_reason = reason.map(|r| format!("ukf: {r}"));
+        }
         self.last = Some((ts_ns, price));
         self.ticks += 1;
         self.volatility()
@@ -215,6 +244,12 @@ impl TickVolatility {
         self.ukf.state().n_resets + self.pf.n_resets()
     }
 
+    /// Why the filter that reset last did so, prefixed `ukf: ` or `pf: `; `None` if neither
+    /// has reset (or the snapshot it was restored from predates this record).
+    pub fn last_reset_reason(&self) -> Option<&str> {
+        self.last_reset_reason.as_deref()
+    }
+
     /// The last accepted tick: (epoch nanoseconds, price).
     pub fn last_tick(&self) -> Option<(i64, f64)> {
         self.last
@@ -226,19 +261,31 @@ impl TickVolatility {
 
     /// Everything as bytes; [`TickVolatility::restore`] continues bit-identically.
     pub fn snapshot(&self) -> Vec<u8> {
-        let saved = Saved {
-            ukf: self.ukf.snapshot(),
-            pf: self.pf.snapshot(),
-            time: self.time,
-            last: self.last,
-            ticks: self.ticks,
-            rejected: self.rejected,
+        let saved = SavedWithReason {
+            saved: Saved {
+                ukf: self.ukf.snapshot(),
+                pf: self.pf.snapshot(),
+                time: self.time,
+                last: self.last,
+                ticks: self.ticks,
+                rejected: self.rejected,
+            },
+            last_reset_reason: self.last_reset_reason.clone(),
         };
         snapshot::to_bytes(KIND, &saved)
     }
 
     pub fn restore(bytes: &[u8]) -> Result<Self, TickVolError> {
-        let saved: Saved = snapshot::from_bytes(KIND, bytes)?;
+        let SavedWithReason {
+            saved,
+            last_reset_reason,
+        } = match snapshot::from_bytes(KIND, bytes) {
+            Ok(with_reason) => with_reason,
+            Err(_) => SavedWithReason {
+                saved: snapshot::from_bytes(KIND, bytes)?,
+                last_reset_reason: None,
+            },
+        };
         saved.time.validate().map_err(TickVolError)?;
         Ok(Self {
             ukf: Ukf::restore(&saved.ukf)?,
@@ -248,6 +295,7 @@ impl TickVolatility {
             ticks: saved.ticks,
             rejected: saved.rejected,
             last_error: None,
+            last_reset_reason,
         })
     }
 }
@@ -320,6 +368,62 @@ mod tests {
         let mut g = TickVolatility::restore(&before).unwrap();
         g.rejected = f.rejected;
         assert_eq!(g.snapshot(), f.snapshot());
+    }
+
+    #[test]
+    fn an_older_tick_is_refused_and_changes_nothing() {
+        let mut f = filters(1);
+        let data = ticks(50, 1.0, 2);
+        for &(ts, p) in &data {
+            f.update(ts, p);
+        }
+        let before = f.snapshot();
+        let (last_ts, _) = f.last_tick().unwrap();
+        f.update(last_ts - 1, 2800.0);
+        f.update(i64::MIN, 2800.0);
+        assert_eq!(f.rejected(), 2);
+        assert!(
+            f.last_error().unwrap().contains("older"),
+            "{:?}",
+            f.last_error()
+        );
+        let mut g = TickVolatility::restore(&before).unwrap();
+        g.rejected = f.rejected;
+        assert_eq!(g.snapshot(), f.snapshot());
+        // The same instant is not older: a (1 ms) step.
+        f.update(last_ts, data[49].1);
+        assert_eq!(f.ticks(), 50);
+    }
+
+    #[test]
+    fn the_last_reset_says_which_filter_and_why_and_survives_a_snapshot() {
+        // mu = -800: exp(x) underflows to 0, so no particle can explain a non-zero return.
+        let mut f = TickVolatility::new(-800.0, 0.5, 0.1, 64, 1, TIME).unwrap();
+        let data = ticks(3, 1.0, 2);
+        f.update(data[0].0, data[0].1);
+        assert_eq!(f.last_reset_reason(), None);
+        f.update(data[1].0, data[1].1);
+        assert_eq!(f.resets(), 1, "{:?}", f.last_reset_reason());
+        let reason = f.last_reset_reason().unwrap().to_owned();
+        assert!(reason.starts_with("pf: "), "{reason}");
+        let restored = TickVolatility::restore(&f.snapshot()).unwrap();
+        assert_eq!(restored.last_reset_reason(), Some(reason.as_str()));
+        // A snapshot written before the reason was recorded (no tail) still restores.
+        let old_layout = Saved {
+            ukf: f.ukf.snapshot(),
+            pf: f.pf.snapshot(),
+            time: f.time,
+            last: f.last,
+            ticks: f.ticks,
+            rejected: f.rejected,
+        };
+        let old = TickVolatility::restore(&snapshot::to_bytes(KIND, &old_layout)).unwrap();
+        assert_eq!(old.last_reset_reason(), None);
+        assert_eq!(old.resets(), 1);
+        // ...and code that knows only the old layout reads a new snapshot (postcard
+        // ignores the tail).
+        let read_by_old: Saved = snapshot::from_bytes(KIND, &f.snapshot()).unwrap();
+        assert_eq!(read_by_old.ticks, f.ticks);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! embedded pipeline's throughput).
 //!
 //! Parsing is a *fast path*: [`parse_tick`] and [`parse_chain`] return `None` for anything it is not sure of
-//! (escapes in the symbol, an ISO timestamp, a bad field...), and the Python parser then
+//! (escapes in the symbol, an ISO timestamp, a bad field, a byte that is not UTF-8...), and the Python parser then
 //! decides with its step-by-step checks and says why. So the two can never disagree on
 //! what is accepted, only on who does the work. `serde_json` reads the numbers with
 //! `float_roundtrip` (correctly rounded, as `orjson`).
@@ -40,7 +40,7 @@ pub fn parse_tick(raw: &[u8]) -> Option<TickFields> {
     if !is_object(raw) {
         return None;
     }
-    let t: RawTick = serde_json::from_slice(raw).ok()?;
+    let t: RawTick = serde_json::from_str(utf8(raw)?).ok()?;
     let ok = symbol_ok(t.symbol)
         && t.ts > 0
         && t.price > 0.0
@@ -107,6 +107,12 @@ struct RawQuote<'a> {
 fn is_object(raw: &[u8]) -> bool {
     // serde reads a JSON array into a struct by position: only objects qualify.
     raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// `raw` as text if every byte of it is valid UTF-8: `serde_json` does not check the
+/// strings it skips (an ignored field), `orjson` calls any invalid byte malformed JSON.
+fn utf8(raw: &[u8]) -> Option<&str> {
+    std::str::from_utf8(raw).ok()
 }
 
 fn symbol_ok(symbol: &str) -> bool {
@@ -181,7 +187,7 @@ pub fn parse_chain(raw: &[u8]) -> Option<ChainFields> {
     if !is_object(raw) {
         return None;
     }
-    let c: RawChain = serde_json::from_slice(raw).ok()?;
+    let c: RawChain = serde_json::from_str(utf8(raw)?).ok()?;
     if !(symbol_ok(c.symbol)
         && c.ts > 0
         && c.underlying_price > 0.0
@@ -349,6 +355,26 @@ mod tests {
             br#"{"symbol":"SPX","ts":5,"price":1"#,
         ] {
             assert_eq!(parse_tick(raw), None, "{}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_is_left_to_the_careful_parser() {
+        // `?` stands for the invalid byte: 0xff never occurs in UTF-8, 0xc3 is a lead byte
+        // with no continuation.
+        let tick = r#"{"symbol":"SPX","ts":5,"price":1,"note":"?"}"#;
+        let chain =
+            format!(r#"{{"symbol":"SPX","ts":9,"underlying_price":1,"x":"?","quotes":[{QUOTE}]}}"#);
+        let spoil = |text: &str, byte: u8| {
+            let mut bytes = text.as_bytes().to_vec();
+            bytes[text.find('?').unwrap()] = byte;
+            bytes
+        };
+        assert!(parse_tick(tick.as_bytes()).is_some());
+        assert!(parse_chain(chain.as_bytes()).is_some());
+        for byte in [0xff, 0xc3] {
+            assert_eq!(parse_tick(&spoil(tick, byte)), None);
+            assert_eq!(parse_chain(&spoil(&chain, byte)), None);
         }
     }
 

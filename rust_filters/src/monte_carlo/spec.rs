@@ -62,7 +62,8 @@ pub struct Simulation {
 pub struct Request {
     /// Quantile levels in [0, 1] (numpy's linear rule).
     pub levels: Vec<f64>,
-    /// If set, the joint path range holding this share of whole paths, in (0, 1].
+    /// If set, the joint path range holding this share of whole paths, in (0, 1) (as the
+    /// particle filters' forecast: 1 would be the simulated extremes, not a quantile).
     pub path_confidence: Option<f64>,
     /// Keep the per-path terminal / min / max prices (3 N doubles) in the summary.
     pub keep_samples: bool,
@@ -223,7 +224,7 @@ impl Simulation {
 
 impl Request {
     /// Rejects an empty level list, levels outside [0, 1] (or NaN), and a path confidence
-    /// outside (0, 1].
+    /// outside (0, 1).
     pub fn validate(&self) -> Result<(), InvalidArgument> {
         if self.levels.is_empty() {
             return Err(invalid("levels", "must hold at least one level".into()));
@@ -237,10 +238,10 @@ impl Request {
             }
         }
         if let Some(c) = self.path_confidence {
-            if !(c > 0.0 && c <= 1.0) {
+            if !(c > 0.0 && c < 1.0) {
                 return Err(invalid(
                     "path_confidence",
-                    format!("must be in (0, 1], got {c}"),
+                    format!("must be in (0, 1), got {c}"),
                 ));
             }
         }
@@ -375,7 +376,7 @@ mod tests {
             };
             assert!(r.validate().unwrap_err().argument.starts_with("levels"));
         }
-        for c in [0.0, 1.1, f64::NAN] {
+        for c in [0.0, 1.0, 1.1, f64::NAN] {
             let r = Request {
                 path_confidence: Some(c),
                 ..Request::default()

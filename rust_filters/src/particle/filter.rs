@@ -1100,7 +1100,13 @@ fn check_ess_threshold(value: f64) -> Result<(), ParticleError> {
     }
 }
 
+/// At least one level, each in [0, 1] (the Monte Carlo simulations' rule).
 pub(crate) fn check_levels(levels: &[f64]) -> Result<(), ParticleError> {
+    if levels.is_empty() {
+        return Err(ParticleError::invalid(
+            "levels must hold at least one level",
+        ));
+    }
     match levels.iter().find(|q| !(0.0..=1.0).contains(*q)) {
         Some(q) => Err(ParticleError::invalid(format!(
             "quantile levels must be in [0, 1], got {q}"

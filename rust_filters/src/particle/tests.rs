@@ -270,6 +270,13 @@ fn invalid_input_is_refused_and_changes_nothing() {
     assert!(f.set_params(&[("sigma", 0.0)]).is_err());
     assert!(f.set_params(&[("tau", 1.0)]).is_err());
     assert!(f.quantiles(&[1.5]).is_err());
+    let err = f.quantiles(&[]).unwrap_err().to_string();
+    assert!(err.contains("levels must hold at least one level"), "{err}");
+    let no_levels = ForecastSpec {
+        levels: vec![],
+        ..ForecastSpec::new(1, 100.0)
+    };
+    assert!(f.forecast(&no_levels).is_err());
     assert_eq!(before, f.snapshot());
 
     let model = Model::Sv(SvModel::PITT_SHEPHARD);

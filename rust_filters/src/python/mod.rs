@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+mod args;
 mod monte_carlo;
 mod particle;
 mod tick_vol;

@@ -1,16 +1,15 @@
 //! Python wrappers for `crate::monte_carlo`: argument conversion and checks, the GIL
 //! released around the simulation, results as NumPy arrays.
 
-use numpy::{AllowTypeChange, PyArray1, PyArrayLike1};
+use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use super::args::{float_vector, seed as seed_value};
 use crate::monte_carlo::{
     simulate, InvalidArgument, Jumps, Request, Simulation, Summary, Volatility, DEFAULT_LEVELS,
     MAX_PATHS, MAX_STEPS,
 };
-
-type FloatArrayLike<'py> = PyArrayLike1<'py, f64, AllowTypeChange>;
 
 fn value_error(e: InvalidArgument) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -21,11 +20,6 @@ fn count(name: &str, value: i64) -> PyResult<usize> {
         .ok()
         .filter(|&v| v >= 1)
         .ok_or_else(|| PyValueError::new_err(format!("{name} must be >= 1, got {value}")))
-}
-
-fn seed_value(seed: i128) -> PyResult<u64> {
-    u64::try_from(seed)
-        .map_err(|_| PyValueError::new_err(format!("seed must be in [0, 2**64), got {seed}")))
 }
 
 /// Quantiles of a Monte Carlo simulation (see `simulate_gbm`), immutable.
@@ -134,8 +128,8 @@ struct Common<'py> {
     n_paths: i64,
     n_steps: i64,
     dt: f64,
-    levels: Option<FloatArrayLike<'py>>,
-    sigma_path: Option<FloatArrayLike<'py>>,
+    levels: Option<Bound<'py, PyAny>>,
+    sigma_path: Option<Bound<'py, PyAny>>,
     seed: i128,
     threads: Option<i64>,
     bridge: bool,
@@ -152,7 +146,7 @@ fn run(
     c: Common<'_>,
 ) -> PyResult<PySimulationSummary> {
     let volatility = match &c.sigma_path {
-        Some(path) => Volatility::PerStep(path.as_array().to_vec()),
+        Some(path) => Volatility::PerStep(float_vector(path, "sigma_path")?),
         None => Volatility::Constant(sigma),
     };
     let sim = Simulation {
@@ -167,9 +161,10 @@ fn run(
         bridge: c.bridge,
     };
     let request = Request {
-        levels: c
-            .levels
-            .map_or_else(|| DEFAULT_LEVELS.to_vec(), |l| l.as_array().to_vec()),
+        levels: match &c.levels {
+            Some(l) => float_vector(l, "levels")?,
+            None => DEFAULT_LEVELS.to_vec(),
+        },
         path_confidence: c.path_confidence,
         keep_samples: c.keep_samples,
     };
@@ -209,8 +204,8 @@ fn simulate_gbm<'py>(
     n_paths: i64,
     n_steps: i64,
     dt: f64,
-    levels: Option<FloatArrayLike<'py>>,
-    sigma_path: Option<FloatArrayLike<'py>>,
+    levels: Option<Bound<'py, PyAny>>,
+    sigma_path: Option<Bound<'py, PyAny>>,
     seed: i128,
     threads: Option<i64>,
     bridge: bool,
@@ -259,8 +254,8 @@ fn simulate_merton<'py>(
     n_paths: i64,
     n_steps: i64,
     dt: f64,
-    levels: Option<FloatArrayLike<'py>>,
-    sigma_path: Option<FloatArrayLike<'py>>,
+    levels: Option<Bound<'py, PyAny>>,
+    sigma_path: Option<Bound<'py, PyAny>>,
     seed: i128,
     threads: Option<i64>,
     bridge: bool,

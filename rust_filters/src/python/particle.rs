@@ -2,19 +2,22 @@
 //!
 //! Both wrap one [`ParticleFilter`] (they differ only in the proposal), so one macro
 //! writes both classes. Each method converts its arguments, releases the GIL for the
-//! numerical work and converts the result; every error is a `ValueError`.
+//! numerical work (anything O(n): construction, steps, quantiles, forecasts, snapshots,
+//! restores, a prior redraw) and converts the result; every error is a `ValueError`.
 
-use numpy::{AllowTypeChange, PyArray1, PyArrayLike1};
+use numpy::PyArray1;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
+use super::args::{float_vector, seed as seed_value};
 use crate::particle::{
     FilterConfig, ForecastSpec, LinearGaussianModel, Model, ParticleError, ParticleFilter,
     Proposal, SvModel, MAX_FORECAST_PATHS, MAX_PARTICLES,
 };
 
-type FloatArrayLike<'py> = PyArrayLike1<'py, f64, AllowTypeChange>;
+/// `forecast`'s quantile levels when none are given.
+const DEFAULT_LEVELS: [f64; 5] = [0.05, 0.25, 0.5, 0.75, 0.95];
 
 fn value_error(e: ParticleError) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -27,25 +30,25 @@ fn at_least_one(name: &str, value: i64) -> PyResult<usize> {
         .ok_or_else(|| PyValueError::new_err(format!("{name} must be >= 1, got {value}")))
 }
 
-fn to_vec(a: &FloatArrayLike<'_>) -> Vec<f64> {
-    a.as_array().iter().copied().collect()
-}
-
+/// A filter from the checked arguments; drawing the initial cloud is O(n), so it runs
+/// with the GIL released.
 fn build(
+    py: Python<'_>,
     model: Model,
     proposal: Proposal,
     n_particles: i64,
-    seed: u64,
+    seed: i128,
     ess_threshold: f64,
     threads: Option<i64>,
 ) -> PyResult<ParticleFilter> {
     let config = FilterConfig {
         n_particles: at_least_one("n_particles", n_particles)?,
-        seed,
+        seed: seed_value(seed)?,
         ess_threshold,
         threads: threads.map(|t| at_least_one("threads", t)).transpose()?,
     };
-    ParticleFilter::new(model, proposal, config).map_err(value_error)
+    py.detach(|| ParticleFilter::new(model, proposal, config))
+        .map_err(value_error)
 }
 
 macro_rules! particle_filter_class {
@@ -64,17 +67,19 @@ macro_rules! particle_filter_class {
                         n_particles, *, mu=-1.02, phi=0.9702, sigma=0.178, seed=0,
                         ess_threshold=0.5, threads=None
                     ))]
+            #[allow(clippy::too_many_arguments)]
             fn new(
+                py: Python<'_>,
                 n_particles: i64,
                 mu: f64,
                 phi: f64,
                 sigma: f64,
-                seed: u64,
+                seed: i128,
                 ess_threshold: f64,
                 threads: Option<i64>,
             ) -> PyResult<Self> {
                 let model = Model::Sv(SvModel::new(mu, phi, sigma).map_err(value_error)?);
-                let inner = build(model, $proposal, n_particles, seed, ess_threshold, threads)?;
+                let inner = build(py, model, $proposal, n_particles, seed, ess_threshold, threads)?;
                 Ok(Self { inner })
             }
 
@@ -87,19 +92,20 @@ macro_rules! particle_filter_class {
             #[allow(clippy::too_many_arguments)]
             fn linear_gaussian(
                 _cls: &Bound<'_, pyo3::types::PyType>,
+                py: Python<'_>,
                 n_particles: i64,
                 c: f64,
                 phi: f64,
                 sigma: f64,
                 tau: f64,
-                seed: u64,
+                seed: i128,
                 ess_threshold: f64,
                 threads: Option<i64>,
             ) -> PyResult<Self> {
                 let model = Model::LinearGaussian(
                     LinearGaussianModel::new(c, phi, sigma, tau).map_err(value_error)?,
                 );
-                let inner = build(model, $proposal, n_particles, seed, ess_threshold, threads)?;
+                let inner = build(py, model, $proposal, n_particles, seed, ess_threshold, threads)?;
                 Ok(Self { inner })
             }
 
@@ -115,11 +121,11 @@ macro_rules! particle_filter_class {
             fn filter<'py>(
                 &mut self,
                 py: Python<'py>,
-                ys: FloatArrayLike<'py>,
-                dts: Option<FloatArrayLike<'py>>,
+                ys: &Bound<'py, PyAny>,
+                dts: Option<&Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-                let ys = to_vec(&ys);
-                let dts = dts.as_ref().map(to_vec);
+                let ys = float_vector(ys, "ys")?;
+                let dts = dts.map(|d| float_vector(d, "dts")).transpose()?;
                 let inner = &mut self.inner;
                 let out = py
                     .detach(|| inner.filter(&ys, dts.as_deref()))
@@ -143,9 +149,9 @@ macro_rules! particle_filter_class {
             fn quantiles<'py>(
                 &self,
                 py: Python<'py>,
-                levels: FloatArrayLike<'py>,
+                levels: &Bound<'py, PyAny>,
             ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-                let levels = to_vec(&levels);
+                let levels = float_vector(levels, "levels")?;
                 let inner = &self.inner;
                 let q = py
                     .detach(|| inner.quantiles(&levels))
@@ -158,9 +164,11 @@ macro_rules! particle_filter_class {
                 &self,
                 py: Python<'py>,
             ) -> (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>) {
+                let inner = &self.inner;
+                let (particles, weights) = py.detach(|| (inner.particles(), inner.weights()));
                 (
-                    PyArray1::from_vec(py, self.inner.particles()),
-                    PyArray1::from_vec(py, self.inner.weights()),
+                    PyArray1::from_vec(py, particles),
+                    PyArray1::from_vec(py, weights),
                 )
             }
 
@@ -237,9 +245,12 @@ macro_rules! particle_filter_class {
             }
 
             /// Replace parameters (None keeps one); names the model lacks are an error.
+            /// Before the first observation the cloud is redrawn from the new prior (O(n),
+            /// GIL released).
             #[pyo3(signature = (mu=None, phi=None, sigma=None, *, c=None, tau=None))]
             fn set_params(
                 &mut self,
+                py: Python<'_>,
                 mu: Option<f64>,
                 phi: Option<f64>,
                 sigma: Option<f64>,
@@ -256,14 +267,16 @@ macro_rules! particle_filter_class {
                 .into_iter()
                 .filter_map(|(n, v)| v.map(|v| (n, v)))
                 .collect();
-                self.inner.set_params(&changes).map_err(value_error)
+                let inner = &mut self.inner;
+                py.detach(|| inner.set_params(&changes))
+                    .map_err(value_error)
             }
 
             /// Propagate the cloud `steps` ahead; a dict of arrays `price`, `path_min`,
             /// `path_max` (quantiles at `levels`), `levels`, and `path_range` = [lo, hi]
             /// when `path_confidence` is given. Never changes the filter.
             #[pyo3(signature = (
-                        steps, *, price, levels=vec![0.05, 0.25, 0.5, 0.75, 0.95], n_paths=None,
+                        steps, *, price, levels=None, n_paths=None,
                         drift=0.0, return_scale=0.01, dt=1.0, bridge=true, seed=None,
                         path_confidence=None
                     ))]
@@ -273,15 +286,19 @@ macro_rules! particle_filter_class {
                 py: Python<'py>,
                 steps: i64,
                 price: f64,
-                levels: Vec<f64>,
+                levels: Option<&Bound<'py, PyAny>>,
                 n_paths: Option<i64>,
                 drift: f64,
                 return_scale: f64,
                 dt: f64,
                 bridge: bool,
-                seed: Option<u64>,
+                seed: Option<i128>,
                 path_confidence: Option<f64>,
             ) -> PyResult<Bound<'py, PyDict>> {
+                let levels = match levels {
+                    Some(l) => float_vector(l, "levels")?,
+                    None => DEFAULT_LEVELS.to_vec(),
+                };
                 let spec = ForecastSpec {
                     steps: at_least_one("steps", steps)?,
                     dt,
@@ -291,7 +308,7 @@ macro_rules! particle_filter_class {
                     drift,
                     return_scale,
                     bridge,
-                    seed,
+                    seed: seed.map(seed_value).transpose()?,
                     path_confidence,
                 };
                 let inner = &self.inner;
@@ -309,12 +326,19 @@ macro_rules! particle_filter_class {
 
             /// The whole filter as bytes; `restore` continues bit-identically.
             fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-                PyBytes::new(py, &self.inner.snapshot())
+                let inner = &self.inner;
+                PyBytes::new(py, &py.detach(|| inner.snapshot()))
             }
 
             #[classmethod]
-            fn restore(_cls: &Bound<'_, pyo3::types::PyType>, data: &[u8]) -> PyResult<Self> {
-                let inner = ParticleFilter::restore(data, $proposal).map_err(value_error)?;
+            fn restore(
+                _cls: &Bound<'_, pyo3::types::PyType>,
+                py: Python<'_>,
+                data: &[u8],
+            ) -> PyResult<Self> {
+                let inner = py
+                    .detach(|| ParticleFilter::restore(data, $proposal))
+                    .map_err(value_error)?;
                 Ok(Self { inner })
             }
 

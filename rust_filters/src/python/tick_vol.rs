@@ -1,12 +1,18 @@
 //! Python wrapper for `crate::tick_vol`: `TickVolatility`.
 //!
-//! No GIL release: a tick is a few microseconds of work, less than the hand-off would cost.
+//! A tick keeps the GIL unless the particle cloud is large: with the default 256 particles
+//! it is a few microseconds of work, not worth the hand-off. Construction, snapshots and
+//! restores (O(n), not per tick) always release it.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 
+use super::args::seed as seed_value;
 use crate::tick_vol::{TickVolError, TickVolatility, TradingTime};
+
+/// Particles from which a tick's work (~13 ns a particle) releases the GIL.
+const DETACH_PARTICLES: usize = 4096;
 
 fn value_error(e: TickVolError) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -18,8 +24,9 @@ fn value_error(e: TickVolError) -> PyErr {
 /// seconds / session_seconds`; a gap over `gap_seconds` counts as `gap_dt` days).
 ///
 /// `update` returns the filtered volatility (annualised %, `(ukf, pf)`) or None before the
-/// second tick. A tick the filters refuse changes nothing: `rejected` counts it and
-/// `last_error` says why. `snapshot()` / `TickVolatility.restore()` / pickle continue
+/// second tick. A tick the filters refuse, or one older than the last accepted tick,
+/// changes nothing: `rejected` counts it and `last_error` says why. `resets` counts
+/// divergence resets of either filter, `last_reset_reason` says which reset last and why. `snapshot()` / `TickVolatility.restore()` / pickle continue
 /// bit-identically.
 #[pyclass(name = "TickVolatility", module = "rust_filters._core")]
 pub struct PyTickVolatility {
@@ -34,11 +41,12 @@ impl PyTickVolatility {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         mu: f64,
         phi: f64,
         sigma: f64,
         n_particles: i64,
-        seed: u64,
+        seed: i128,
         session_seconds: f64,
         gap_seconds: f64,
         gap_dt: f64,
@@ -54,13 +62,21 @@ impl PyTickVolatility {
             gap_seconds,
             gap_dt,
         };
-        let inner = TickVolatility::new(mu, phi, sigma, n, seed, time).map_err(value_error)?;
+        let seed = seed_value(seed)?;
+        let inner = py
+            .detach(|| TickVolatility::new(mu, phi, sigma, n, seed, time))
+            .map_err(value_error)?;
         Ok(Self { inner })
     }
 
     /// Fold in one tick; returns `volatility()` after it.
-    fn update(&mut self, ts_ns: i64, price: f64) -> Option<(f64, f64)> {
-        self.inner.update(ts_ns, price)
+    fn update(&mut self, py: Python<'_>, ts_ns: i64, price: f64) -> Option<(f64, f64)> {
+        let inner = &mut self.inner;
+        if inner.pf().n_particles() >= DETACH_PARTICLES {
+            py.detach(|| inner.update(ts_ns, price))
+        } else {
+            inner.update(ts_ns, price)
+        }
     }
 
     /// Filtered volatility, annualised % `(ukf, pf)`; None before the second tick.
@@ -96,6 +112,12 @@ impl PyTickVolatility {
         self.inner.resets()
     }
 
+    /// Why the filter that reset last did so (`ukf: ...` or `pf: ...`), or None.
+    #[getter]
+    fn last_reset_reason(&self) -> Option<String> {
+        self.inner.last_reset_reason().map(str::to_owned)
+    }
+
     /// The last accepted tick `(ts_ns, price)`.
     #[getter]
     fn last_tick(&self) -> Option<(i64, f64)> {
@@ -103,12 +125,15 @@ impl PyTickVolatility {
     }
 
     fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.snapshot())
+        let inner = &self.inner;
+        PyBytes::new(py, &py.detach(|| inner.snapshot()))
     }
 
     #[classmethod]
-    fn restore(_cls: &Bound<'_, PyType>, data: &[u8]) -> PyResult<Self> {
-        let inner = TickVolatility::restore(data).map_err(value_error)?;
+    fn restore(_cls: &Bound<'_, PyType>, py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let inner = py
+            .detach(|| TickVolatility::restore(data))
+            .map_err(value_error)?;
         Ok(Self { inner })
     }
 

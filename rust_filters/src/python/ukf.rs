@@ -46,11 +46,11 @@ fn read_vector_into(obj: &Bound<'_, PyAny>, buf: &mut Vec<f64>, name: &str) -> P
         }
     } else if let Ok(list) = obj.cast::<PyList>() {
         for item in list.iter() {
-            buf.push(item.extract::<f64>()?);
+            buf.push(element(&item, name)?);
         }
     } else if let Ok(tuple) = obj.cast::<PyTuple>() {
         for item in tuple.iter() {
-            buf.push(item.extract::<f64>()?);
+            buf.push(element(&item, name)?);
         }
     } else if let Ok(v) = obj.extract::<f64>() {
         buf.push(v);
@@ -67,6 +67,16 @@ fn read_vector_into(obj: &Bound<'_, PyAny>, buf: &mut Vec<f64>, name: &str) -> P
         buf.extend(arr.as_array().iter().copied());
     }
     Ok(())
+}
+
+/// One element of the sequence `name` as a float (else a TypeError naming `name`).
+fn element(item: &Bound<'_, PyAny>, name: &str) -> PyResult<f64> {
+    item.extract::<f64>().map_err(|e| {
+        PyTypeError::new_err(format!(
+            "{name} must be a 1-D sequence of floats: {}",
+            e.value(item.py())
+        ))
+    })
 }
 
 fn read_vector(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<f64>> {
@@ -427,11 +437,11 @@ impl PySmile {
     #[staticmethod]
     fn moneyness<'py>(
         py: Python<'py>,
-        strike: PyArrayLike1<'py, f64, AllowTypeChange>,
+        strike: &Bound<'py, PyAny>,
         forward: f64,
-        tau: PyArrayLike1<'py, f64, AllowTypeChange>,
+        tau: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let (k, t) = (strike.as_array(), tau.as_array());
+        let (k, t) = (read_vector(strike, "strike")?, read_vector(tau, "tau")?);
         let out: Vec<f64> = if t.len() == 1 {
             k.iter()
                 .map(|&s| Smile::moneyness(s, forward, t[0]))
@@ -442,9 +452,11 @@ impl PySmile {
                 .map(|(&s, &tt)| Smile::moneyness(s, forward, tt))
                 .collect()
         } else {
-            return Err(PyValueError::new_err(
-                "tau must be one value or one per strike",
-            ));
+            return Err(PyValueError::new_err(format!(
+                "tau must be one value or one per strike ({}), got {}",
+                k.len(),
+                t.len()
+            )));
         };
         Ok(PyArray1::from_vec(py, out))
     }
@@ -453,11 +465,10 @@ impl PySmile {
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
-        moneyness: PyArrayLike1<'py, f64, AllowTypeChange>,
+        moneyness: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyArray1<f64>>> {
         let x = smile_state(x)?;
-        let out = moneyness
-            .as_array()
+        let out = read_vector(moneyness, "moneyness")?
             .iter()
             .map(|&k| self.inner.implied_vol(&x, k))
             .collect();
@@ -1002,7 +1013,7 @@ impl PyUkf {
         &mut self,
         py: Python<'py>,
         zs: PyArrayLikeDyn<'py, f64, AllowTypeChange>,
-        dts: Option<PyArrayLike1<'py, f64, AllowTypeChange>>,
+        dts: Option<Bound<'py, PyAny>>,
     ) -> PyResult<(
         Bound<'py, PyArrayDyn<f64>>,
         Bound<'py, PyArrayDyn<f64>>,
@@ -1024,7 +1035,9 @@ impl PyUkf {
             Ok(s) if zs.is_c_contiguous() => std::borrow::Cow::Borrowed(s),
             _ => std::borrow::Cow::Owned(zs.as_array().iter().copied().collect()),
         };
-        let dts_vec: Option<Vec<f64>> = dts.map(|d| d.as_array().to_vec());
+        let dts_vec = dts
+            .map(|d| super::args::float_vector(&d, "dts"))
+            .transpose()?;
         let mut means = vec![0.0; t_len * n];
         let mut covs = vec![0.0; t_len * n * n];
         let mut ll = vec![0.0; t_len];

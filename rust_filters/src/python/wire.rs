@@ -21,7 +21,20 @@ fn parse_chain_fast(raw: &[u8]) -> Option<ChainFields> {
     wire::parse_chain(raw)
 }
 
+fn positive_price(name: &str, value: f64) -> PyResult<()> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(PyValueError::new_err(format!(
+            "{name} must be finite and > 0, got {value}"
+        )))
+    }
+}
+
 /// A range made at a bar close, encoded as schema-v1 JSON re-anchored at each tick's price.
+///
+/// `horizon >= 1`, `confidence` in (0, 1), `anchor` finite and > 0, `low <= high` (NaN
+/// ends pass: the stream skips unusable templates); else a ValueError naming it.
 #[pyclass(frozen, name = "RangeEncoder", module = "rust_filters._core")]
 pub struct PyRangeEncoder {
     inner: wire::RangeEncoder,
@@ -37,7 +50,7 @@ impl PyRangeEncoder {
     #[allow(clippy::too_many_arguments)]
     fn new(
         symbol: String,
-        horizon: u32,
+        horizon: i64,
         confidence: f64,
         anchor: f64,
         low: f64,
@@ -48,9 +61,23 @@ impl PyRangeEncoder {
         models: Vec<MemberPart>,
         regime: String,
     ) -> PyResult<Self> {
-        if !(anchor.is_finite() && anchor > 0.0) {
+        let horizon = u32::try_from(horizon)
+            .ok()
+            .filter(|&h| h >= 1)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("horizon must be in [1, 2**32), got {horizon}"))
+            })?;
+        positive_price("anchor", anchor)?;
+        if !(confidence > 0.0 && confidence < 1.0) {
             return Err(PyValueError::new_err(format!(
-                "anchor must be finite and > 0, got {anchor}"
+                "confidence must be in (0, 1), got {confidence}"
+            )));
+        }
+        // NaN ends pass: the stream builds a template for every forecast and skips the
+        // unusable ones (`RangeTemplate.usable`).
+        if low > high {
+            return Err(PyValueError::new_err(format!(
+                "low must be <= high, got low={low}, high={high}"
             )));
         }
         Ok(PyRangeEncoder {
@@ -70,7 +97,7 @@ impl PyRangeEncoder {
         })
     }
 
-    /// The message for a tick at ``price``, as JSON bytes.
+    /// The message for a tick at ``price`` (finite, > 0), as JSON bytes.
     #[pyo3(signature = (ts, seq, price, vix = None, tick_vol = None))]
     fn encode<'py>(
         &self,
@@ -80,8 +107,12 @@ impl PyRangeEncoder {
         price: f64,
         vix: Option<f64>,
         tick_vol: Option<(f64, f64)>,
-    ) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.encode(ts, seq, price, vix, tick_vol))
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        positive_price("price", price)?;
+        Ok(PyBytes::new(
+            py,
+            &self.inner.encode(ts, seq, price, vix, tick_vol),
+        ))
     }
 }
 
