@@ -98,6 +98,11 @@ class TickFilters:
         """Divergence resets of either filter."""
         return self.core.resets
 
+    @property
+    def last_reset_reason(self) -> str | None:
+        """Why the last reset happened, prefixed by the filter (``ukf:`` or ``pf:``)."""
+        return self.core.last_reset_reason
+
     # -- checkpoints ------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:

@@ -429,7 +429,8 @@ class Engine:
         resets, rejected = rt.filter_counts
         if core.resets > resets:
             self.stats.filter_resets[symbol] += core.resets - resets
-            log.warning("%s: tick filters diverged at ts=%d and reset to their prior", symbol, ts)
+            log.warning("%s: tick filters diverged at ts=%d and reset to their prior: %s",
+                        symbol, ts, core.last_reset_reason)  # fmt: skip
         if core.rejected > rejected:
             self.stats.filter_refusals[symbol] += core.rejected - rejected
             log.warning("%s: tick filters refused the tick at ts=%d: %s", symbol, ts,

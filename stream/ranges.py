@@ -108,10 +108,15 @@ class RangeTemplate:
         )
         self.low, self.high, self.path_low, self.path_high = low, high, path_low, path_high
         self.center, self.models, self.regime = center, models, regime
-        self._encoder = RangeEncoder(
-            symbol, horizon, confidence, anchor, low, high, path_low, path_high, center,
-            models, regime,
-        )  # fmt: skip
+        # The engine publishes usable templates only; the encoder refuses an inverted or
+        # non-positive range, so an unusable one (say, a calibration that inverted a range
+        # lying wholly above its anchor) has none, and is skipped instead of raising.
+        self._encoder: RangeEncoder | None = None
+        if self.usable:
+            self._encoder = RangeEncoder(
+                symbol, horizon, confidence, anchor, low, high, path_low, path_high, center,
+                models, regime,
+            )  # fmt: skip
 
     @classmethod
     def from_forecast(cls, symbol: str, fc: EnsembleForecast) -> RangeTemplate:
@@ -134,7 +139,10 @@ class RangeTemplate:
 
     @property
     def usable(self) -> bool:
-        return all(math.isfinite(v) and v > 0 for v in (self.low, self.high, self.center))
+        """Finite, positive and ordered: ``0 < low <= center <= high``."""
+        return all(math.isfinite(v) and v > 0 for v in (self.low, self.high, self.center)) and (
+            self.low <= self.center <= self.high
+        )
 
     def encode_dict(
         self,
@@ -181,8 +189,11 @@ class RangeTemplate:
         tick_vol: tuple[float, float] | None = None,
     ) -> bytes:
         """The message for a tick at ``price`` (re-anchored), as JSON bytes: the same bytes
-        as ``orjson.dumps(self.encode_dict(...))``."""
-        return self._encoder.encode(ts, seq, price, vix, tick_vol)
+        as ``orjson.dumps(self.encode_dict(...))``. Only for a :attr:`usable` template."""
+        encoder = self._encoder
+        if encoder is None:
+            raise ValueError(f"range for {self.symbol} h={self.horizon} is not usable")
+        return encoder.encode(ts, seq, price, vix, tick_vol)
 
 
 def _finite_or_none(value: float | None) -> float | None:

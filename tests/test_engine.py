@@ -366,6 +366,20 @@ def test_rust_range_encoder_writes_the_reference_bytes() -> None:
         assert template.encode(*args) == orjson.dumps(template.encode_dict(*args))
 
 
+@pytest.mark.parametrize(
+    ("low", "high", "center"), [(102.0, 101.0, 101.5), (math.nan, 110.0, 100.0), (0.0, 1.0, 0.5)]
+)
+def test_an_unusable_range_makes_an_unusable_template_instead_of_raising(
+    low: float, high: float, center: float
+) -> None:
+    # The Rust encoder refuses an inverted or non-positive range: built before the engine
+    # asked `usable`, such a template raised inside the engine instead of being skipped.
+    template = RangeTemplate("SPX", 1, 0.9, 100.0, low, high, None, None, center, (), "normal")
+    assert not template.usable
+    with pytest.raises(ValueError, match="range for SPX h=1 is not usable"):
+        template.encode(1, 1, 100.0, None)
+
+
 async def test_a_complete_replay_ends_without_waiting_out_a_poll() -> None:
     """Once the input is complete and all of it has been read, the last poll does not
     wait for more (a replay would otherwise end a poll timeout late)."""

@@ -812,13 +812,11 @@ impl<O: Observation> Move<'_, O> {
         out.summarise();
     }
 
+    /// The EKF moves' transition and prior variance. At t = 0 the prediction is the prior
+    /// itself: every particle starts at its mean and variance and the identity predicts.
     #[inline(always)]
-    fn ekf_chunk(&self, k: usize, out: &mut Chunk) {
-        self.gather(k, out);
-        self.draw_normals(k, out);
-        // At t = 0 the prediction is the prior itself: start every particle at its mean
-        // and variance and predict with the identity.
-        let (tr, prior_var) = if self.first {
+    fn ekf_transition(&self, out: &mut Chunk) -> (Transition, f64) {
+        if self.first {
             out.x.fill(self.prior_mean);
             out.p.fill(self.prior_var);
             let identity = Transition {
@@ -830,7 +828,14 @@ impl<O: Observation> Move<'_, O> {
             (identity, self.prior_var)
         } else {
             (self.transition, self.transition.var)
-        };
+        }
+    }
+
+    #[inline(always)]
+    fn ekf_chunk(&self, k: usize, out: &mut Chunk) {
+        self.gather(k, out);
+        self.draw_normals(k, out);
+        let (tr, prior_var) = self.ekf_transition(out);
         let (a2, ln_prior_var, inv_prior_var) = (tr.a * tr.a, prior_var.ln(), 1.0 / prior_var);
         let (xs, ps, lws, zs) = (&mut out.x, &mut out.p, &mut out.lw, &out.z);
         // Every particle of the chunk has the same variance (always so for these models,
@@ -906,19 +911,7 @@ impl<O: Observation> Move<'_, O> {
         debug_assert!(self.laplace);
         self.gather(k, out);
         self.draw_normals(k, out);
-        let (tr, prior_var) = if self.first {
-            out.x.fill(self.prior_mean);
-            out.p.fill(self.prior_var);
-            let identity = Transition {
-                center: 0.0,
-                a: 1.0,
-                var: 0.0,
-                sd: 0.0,
-            };
-            (identity, self.prior_var)
-        } else {
-            (self.transition, self.transition.var)
-        };
+        let (tr, prior_var) = self.ekf_transition(out);
         let (ln_prior_var, inv_prior_var) = (prior_var.ln(), 1.0 / prior_var);
         for i in 0..out.x.len() {
             let mbar = tr.mean(out.x[i]);

@@ -147,21 +147,8 @@ fn check_vector(name: &str, v: &[f64], len: usize) -> Result<(), UkfError> {
 
 fn check_covariance(name: &str, p: &[f64], n: usize) -> Result<(), UkfError> {
     check_vector(name, p, n * n)?;
-    for i in 0..n {
-        for j in 0..i {
-            let (a, b) = (p[i * n + j], p[j * n + i]);
-            if (a - b).abs() > 1e-9 * (a.abs() + b.abs()).max(1e-300) {
-                return invalid(format!(
-                    "{name} must be symmetric, got [{i},{j}]={a} and [{j},{i}]={b}"
-                ));
-            }
-        }
-    }
-    let mut l = p.to_vec();
-    if crate::linalg::cholesky_in_place(&mut l, n).is_err() {
-        return invalid(format!("{name} must be positive definite"));
-    }
-    Ok(())
+    // Symmetric and positive definite: the same check as a measurement noise R.
+    super::check_noise_covariance(name, p, n, true)
 }
 
 pub(crate) fn check_dt(dt: f64) -> Result<(), UkfError> {
