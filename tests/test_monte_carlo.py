@@ -10,12 +10,10 @@ a sample mean ``sd / sqrt(N)``.
 from __future__ import annotations
 
 import math
-import sys
-import threading
-import time
 
 import numpy as np
 import pytest
+from gil import runs_other_threads
 from scipy import optimize, stats
 
 import rust_filters
@@ -204,30 +202,10 @@ def test_seed_selects_the_stream() -> None:
 
 
 def test_the_gil_is_released_while_simulating() -> None:
-    # With a huge switch interval nothing forces the worker to hand the GIL over between
-    # its two reads of `ticks` (no blocking call in between), so the main thread can tick
-    # in between only if the Rust call released the GIL. The main thread sleeps between
-    # ticks, which frees the GIL for the worker to start and finish. No timing is
-    # asserted: any tick at all proves the release.
-    ticks = 0
-    seen: list[int] = []
-
-    def worker() -> None:
-        seen.append(ticks)
-        rust_filters.simulate_gbm(S0, MU, SIGMA, 400_000, 50, threads=1)
-        seen.append(ticks)
-
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(100.0)
-    try:
-        thread = threading.Thread(target=worker)
-        thread.start()
-        while thread.is_alive():
-            ticks += 1
-            time.sleep(0.001)
-    finally:
-        sys.setswitchinterval(old)
-    assert seen[1] > seen[0]
+    # No timing is asserted: any tick of the main thread during the call proves the release.
+    assert runs_other_threads(
+        lambda: rust_filters.simulate_gbm(S0, MU, SIGMA, 400_000, 50, threads=1)
+    )
 
 
 BAD_GBM_ARGUMENTS = [
