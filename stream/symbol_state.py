@@ -88,6 +88,16 @@ class SymbolState:
     max_move: float = 0.0  # |log move| allowed tick to tick within a session; 0: no check
     suspects: list[float] = field(default_factory=list)  # refused prices, in a row
     _open: _OpenBar | None = None
+    # Price ratios surely inside max_move (a hair inside exp(±max_move)): the common tick
+    # is cleared by two comparisons instead of a log; the rest takes the exact check.
+    _safe_ratio: tuple[float, float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        margin = 1e-9
+        self._safe_ratio = (
+            math.exp(-self.max_move) * (1 + margin),
+            math.exp(self.max_move) * (1 - margin),
+        )
 
     def check_chain(self, ts: int) -> None:
         if ts == self.last_chain_ts:
@@ -116,7 +126,10 @@ class SymbolState:
             )
         bar = self._open
         if bar is not None and bar.start_ns <= ts < bar.end_ns:
-            if self.max_move > 0 and self._implausible(price):
+            lo, hi = self._safe_ratio
+            ratio = price / bar.close
+            checked = self.max_move > 0 and (self.suspects or not lo < ratio < hi)
+            if checked and self._implausible(price):
                 raise ImplausibleTickError(
                     f"tick for {self.symbol} at ts {ts}: price {price:g} is a log move of "
                     f"{abs(math.log(price / bar.close)):.3g} from the session's last "
