@@ -287,6 +287,34 @@ def test_empty_file_is_one_line(tmp_path: Path) -> None:
     assert one_line(exc_info) == f"data error: {path}: cannot read: No columns to parse from file"
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".pq"])
+def test_parquet_round_trip_of_the_canonical_frame(tmp_path: Path, suffix: str) -> None:
+    frame = load_history("SPX", 300, end="2014-03-31")  # spans the VIX start: some NaN
+    path = tmp_path / f"spx{suffix}"
+    frame.to_parquet(path)  # the date index is stored as a column by pyarrow
+    back = load_history("SPX", path=path)
+    assert_canonical(back)
+    pd.testing.assert_frame_equal(back, frame)
+
+
+def test_parquet_with_a_date_column_and_yahoo_spellings(tmp_path: Path) -> None:
+    frame = load_history("SPX", 50)
+    yahoo = frame.drop(columns="vix").rename(columns=str.capitalize).rename_axis("Date")
+    path = tmp_path / "yahoo.parquet"
+    yahoo.reset_index().iloc[::-1].to_parquet(path)  # default RangeIndex, newest first
+    back = FileSource(path).load("ANYTHING")
+    assert_canonical(back)
+    pd.testing.assert_frame_equal(back[["open", "high", "low", "close"]], frame.drop(columns="vix"))
+
+
+def test_corrupt_parquet_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1 this is not a parquet file")
+    with pytest.raises(DataSourceError) as exc_info:
+        load_history("SPX", path=path)
+    assert one_line(exc_info).startswith(f"data error: {path}: cannot read: ")
+
+
 def test_parquet_without_pyarrow_says_pip_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
