@@ -515,8 +515,9 @@ def parse_chain_fast(raw: bytes) -> tuple[str, int, float, list[_QuoteFields]] |
 class RangeEncoder:
     """A range made at a bar close, encoded as schema-v1 JSON re-anchored at each tick's price.
 
-    ``horizon >= 1``, ``confidence`` in (0, 1), ``anchor`` finite and > 0, ``low <= high``
-    (NaN ends pass: the stream skips unusable templates); else a ValueError naming it."""
+    Every message it writes follows schema v1 (``stream.ranges.validate_range``): a range
+    (at construction) or a tick (at ``encode``) that would break it is a ValueError naming
+    the field."""
 
     def __new__(
         cls,
@@ -540,7 +541,8 @@ class RangeEncoder:
         vix: float | None = None,
         tick_vol: tuple[float, float] | None = None,
     ) -> bytes:
-        """The message for a tick at ``price`` (finite, > 0), as JSON bytes."""
+        """The message for a tick at ``price`` (finite, > 0), as JSON bytes; ``ts`` and
+        ``seq`` >= 1, ``vix`` and both ``tick_vol`` values finite and > 0 (or None)."""
 
 @final
 class TickVolatility:

@@ -495,7 +495,7 @@ class Engine:
             return
         rt.last_tick = tick
         core = rt.filters.core
-        tick_vol = core.update(tick.ts, tick.price)
+        tick_vol = _publishable_vol(core.update(tick.ts, tick.price))
         if (core.resets, core.rejected) != rt.filter_counts:
             self._filters_spoke(rt, tick.symbol, tick.ts)
         if closed is not None:
@@ -538,6 +538,9 @@ class Engine:
             fc = rt.ensemble.forecast_detail(h)
             template = RangeTemplate.from_forecast(rt.state.symbol, fc)
             if not template.usable:
+                # Once per bar (templates are cached until the next bar closes).
+                log.warning("%s: no range published until the next bar: h=%d: %s",
+                            rt.state.symbol, h, template.refusal)  # fmt: skip
                 return ()
             out.append(template)
         return tuple(out)
@@ -761,3 +764,11 @@ def _reason_kind(reason: str) -> str:
     if "stream.max_future_seconds" in reason:
         return "future_ts"
     return "invalid_field"
+
+
+def _publishable_vol(vol: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The tick filters' volatility as the schema takes it: both finite and > 0, else null
+    (an exp that under- or overflowed in a filter about to be reset; resets are reported)."""
+    if vol is None or not all(math.isfinite(v) and v > 0 for v in vol):
+        return None
+    return vol

@@ -83,7 +83,7 @@ class RangeTemplate:
 
     __slots__ = (
         "_encoder", "anchor", "center", "confidence", "high", "horizon", "low", "models",
-        "path_high", "path_low", "regime", "symbol",
+        "path_high", "path_low", "refusal", "regime", "symbol",
     )  # fmt: skip
 
     def __init__(
@@ -108,15 +108,19 @@ class RangeTemplate:
         )
         self.low, self.high, self.path_low, self.path_high = low, high, path_low, path_high
         self.center, self.models, self.regime = center, models, regime
-        # The engine publishes usable templates only; the encoder refuses an inverted or
-        # non-positive range, so an unusable one (say, a calibration that inverted a range
-        # lying wholly above its anchor) has none, and is skipped instead of raising.
+        # The encoder refuses a range whose messages would break schema v1 (inverted,
+        # non-positive, a path range not around the close range, ...). Such a template has
+        # no encoder and says why; the engine skips it (and logs the reason) instead of
+        # raising on every tick.
         self._encoder: RangeEncoder | None = None
-        if self.usable:
+        self.refusal: str | None = None
+        try:
             self._encoder = RangeEncoder(
                 symbol, horizon, confidence, anchor, low, high, path_low, path_high, center,
                 models, regime,
             )  # fmt: skip
+        except ValueError as exc:
+            self.refusal = str(exc)
 
     @classmethod
     def from_forecast(cls, symbol: str, fc: EnsembleForecast) -> RangeTemplate:
@@ -124,8 +128,8 @@ class RangeTemplate:
         models = tuple(
             (
                 name,
-                _finite_or_none(part.range.low),
-                _finite_or_none(part.range.high),
+                _price_or_none(part.range.low),
+                _price_or_none(part.range.high),
                 float(part.weight),
                 part.range.status.state.value,
             )
@@ -133,16 +137,15 @@ class RangeTemplate:
         )
         return cls(
             symbol, r.horizon, float(r.confidence), float(r.anchor), float(r.low),
-            float(r.high), _finite_or_none(r.path_low), _finite_or_none(r.path_high),
+            float(r.high), _price_or_none(r.path_low), _price_or_none(r.path_high),
             float(r.center), models, str(fc.regime),
         )  # fmt: skip
 
     @property
     def usable(self) -> bool:
-        """Finite, positive and ordered: ``0 < low <= center <= high``."""
-        return all(math.isfinite(v) and v > 0 for v in (self.low, self.high, self.center)) and (
-            self.low <= self.center <= self.high
-        )
+        """Its messages follow schema v1 (finite, positive, ``low <= center <= high``, the
+        path range around the close range, ...); else :attr:`refusal` says why not."""
+        return self._encoder is not None
 
     def encode_dict(
         self,
@@ -192,12 +195,15 @@ class RangeTemplate:
         as ``orjson.dumps(self.encode_dict(...))``. Only for a :attr:`usable` template."""
         encoder = self._encoder
         if encoder is None:
-            raise ValueError(f"range for {self.symbol} h={self.horizon} is not usable")
+            raise ValueError(
+                f"range for {self.symbol} h={self.horizon} is not usable: {self.refusal}"
+            )
         return encoder.encode(ts, seq, price, vix, tick_vol)
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
+def _price_or_none(value: float | None) -> float | None:
+    """A member's end as the schema has it: a price (finite, > 0), else null."""
+    if value is None or not (math.isfinite(value) and value > 0):
         return None
     return float(value)
 

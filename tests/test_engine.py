@@ -10,6 +10,8 @@ import random
 import socket
 from collections import Counter
 from dataclasses import replace
+from types import SimpleNamespace
+from typing import cast
 
 import orjson
 import pytest
@@ -30,10 +32,11 @@ from config.loader import ConfigLoader
 from config.schema import MarkovConfig
 from connectors.embedded_bus import EmbeddedBus, EmbeddedSink
 from connectors.transport import InRecord, TopicPartition
-from models.base import Bar, ForecastModel
+from models.base import Bar, ForecastModel, ModelStatus, PriceRange, Status
 from models.baselines import VixImpliedNormal
 from models.delta_ukf import DeltaUKF
-from models.ensemble import ModelEnsemble
+from models.ensemble import EnsembleForecast, MemberPart, ModelEnsemble
+from models.weighting import WeightBreakdown
 from stream.clock import EventClock
 from stream.engine import EngineFailedError
 from stream.ranges import FIELDS, RangeSchemaError, RangeTemplate, validate_range
@@ -354,11 +357,12 @@ def test_rust_range_encoder_writes_the_reference_bytes() -> None:
             low = rng.choice([None, rng.uniform(0.5, 1.0) * scale])
             high = None if low is None else low * rng.uniform(1.0, 2.0)
             members.append((name, low, high, rng.random(), rng.choice(["ok", "failed"])))
+        path = rng.choice([(None, None), (0.8 * scale, 1.2 * scale)])
         template = RangeTemplate(
-            "SPX", rng.randint(1, 10), 0.9, scale, 0.9 * scale, 1.1 * scale,
-            rng.choice([None, 0.8 * scale]), rng.choice([None, 1.2 * scale]), scale,
+            "SPX", rng.randint(1, 10), 0.9, scale, 0.9 * scale, 1.1 * scale, *path, scale,
             tuple(members), rng.choice(["low", "normal", "high"]),
         )  # fmt: skip
+        assert template.usable, template.refusal
         price = scale * rng.lognormvariate(0, 0.5)
         vix = rng.choice([None, rng.uniform(9, 80)])
         tick_vol = rng.choice([None, (rng.uniform(1, 100), rng.uniform(1, 100))])
@@ -367,17 +371,57 @@ def test_rust_range_encoder_writes_the_reference_bytes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("low", "high", "center"), [(102.0, 101.0, 101.5), (math.nan, 110.0, 100.0), (0.0, 1.0, 0.5)]
+    ("low", "high", "center", "path", "refusal"),
+    [
+        (102.0, 101.0, 101.5, (None, None), "need low <= center <= high"),
+        (math.nan, 110.0, 100.0, (None, None), "low must be finite and > 0"),
+        (0.0, 1.0, 0.5, (None, None), "low must be finite and > 0"),
+        (95.0, 105.0, 100.0, (96.0, 106.0), "need path_low <= low and high <= path_high"),
+        (95.0, 105.0, 100.0, (94.0, None), "must both be numbers or both None"),
+    ],
 )
 def test_an_unusable_range_makes_an_unusable_template_instead_of_raising(
-    low: float, high: float, center: float
+    low: float,
+    high: float,
+    center: float,
+    path: tuple[float | None, float | None],
+    refusal: str,
 ) -> None:
-    # The Rust encoder refuses an inverted or non-positive range: built before the engine
-    # asked `usable`, such a template raised inside the engine instead of being skipped.
-    template = RangeTemplate("SPX", 1, 0.9, 100.0, low, high, None, None, center, (), "normal")
-    assert not template.usable
-    with pytest.raises(ValueError, match="range for SPX h=1 is not usable"):
+    # The Rust encoder refuses a range whose messages would break the schema: built before
+    # the engine asked `usable`, such a template raised inside the engine instead of being
+    # skipped.
+    members = (("tgarch", 96.0, 104.0, 1.0, "ok"),)
+    template = RangeTemplate("SPX", 1, 0.9, 100.0, low, high, *path, center, members, "normal")
+    assert not template.usable and template.refusal is not None and refusal in template.refusal
+    with pytest.raises(ValueError, match=f"range for SPX h=1 is not usable: .*{refusal}"):
         template.encode(1, 1, 100.0, None)
+
+
+def test_a_member_end_that_is_not_a_price_is_written_as_null() -> None:
+    # A failed member may carry a zero or negative end; the schema wants a price or null,
+    # and one such member must not cost the whole range.
+    def part(name: str, low: float, high: float, weight: float, state: Status) -> MemberPart:
+        status = ModelStatus(state, "test")
+        rng = PriceRange(name, 1, 0.9, 100.0, low, high, 100.0, status=status)
+        return MemberPart(name, rng, weight)
+
+    ensemble = PriceRange("ensemble", 1, 0.9, 100.0, 95.0, 105.0, 100.0, 94.0, 106.0)
+    parts = {
+        "tgarch": part("tgarch", 96.0, 104.0, 1.0, Status.OK),
+        "ekpf": part("ekpf", 0.0, math.inf, 0.0, Status.FAILED),
+        "arima": part("arima", -3.0, math.nan, 0.0, Status.FAILED),
+    }
+    weights = cast(WeightBreakdown, SimpleNamespace(regime="normal"))
+    template = RangeTemplate.from_forecast("SPX", EnsembleForecast(ensemble, parts, weights, 15.0))
+    assert template.usable, template.refusal
+    message = validate_range(template.encode(1, 1, 100.0, 15.0))
+    assert message["models"]["ekpf"] == {
+        "low": None,
+        "high": None,
+        "weight": 0.0,
+        "status": "failed",
+    }
+    assert message["models"]["arima"]["low"] is None and message["models"]["tgarch"]["low"] == 96.0
 
 
 async def test_a_complete_replay_ends_without_waiting_out_a_poll() -> None:

@@ -240,6 +240,9 @@ HUGE = 10**12  # terabytes of particles or paths: refused by the bound, never al
             ),
             "n_paths",
         ),
+        # Not an allocation: a forecast that would run for days, uninterruptibly.
+        (lambda: BootstrapPF(100).forecast(rust_filters.MAX_STEPS + 1, price=100.0), "steps"),
+        (lambda: EKPF(100).forecast(HUGE, price=100.0), "steps"),
     ],
 )
 def test_sizes_beyond_the_bound_raise_value_error_naming_the_argument(

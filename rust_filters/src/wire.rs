@@ -281,8 +281,92 @@ impl Serialize for Members<'_> {
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The statuses and regimes schema v1 allows (`stream/ranges.py` `STATUSES`, `REGIMES`).
+pub const STATUSES: [&str; 3] = ["ok", "degraded", "failed"];
+pub const REGIMES: [&str; 3] = ["low", "normal", "high"];
+
+fn positive(name: &str, value: f64) -> Result<(), String> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{name} must be finite and > 0, got {value}"))
+    }
+}
+
 impl RangeEncoder {
-    /// The message for a tick at `price` (every price scaled by `price / anchor`).
+    /// `Ok` if every message this encoder writes follows schema v1 (the rules of
+    /// `stream.ranges.validate_range`), else the first rule broken, naming the field.
+    /// Checked once at construction so that `encode` only checks the tick's own values.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.symbol.is_empty() {
+            return Err("symbol must be a non-empty string".into());
+        }
+        if self.horizon < 1 {
+            return Err(format!("horizon must be >= 1, got {}", self.horizon));
+        }
+        if !(self.confidence > 0.0 && self.confidence < 1.0) {
+            return Err(format!(
+                "confidence must be in (0, 1), got {}",
+                self.confidence
+            ));
+        }
+        positive("anchor", self.anchor)?;
+        positive("low", self.low)?;
+        positive("high", self.high)?;
+        positive("center", self.center)?;
+        if !(self.low <= self.center && self.center <= self.high) {
+            return Err(format!(
+                "need low <= center <= high, got low={}, center={}, high={}",
+                self.low, self.center, self.high
+            ));
+        }
+        match (self.path_low, self.path_high) {
+            (None, None) => {}
+            (Some(pl), Some(ph)) => {
+                positive("path_low", pl)?;
+                positive("path_high", ph)?;
+                if !(pl <= self.low && self.high <= ph) {
+                    return Err(format!(
+                        "need path_low <= low and high <= path_high, got path_low={pl}, \
+                         low={}, high={}, path_high={ph}",
+                        self.low, self.high
+                    ));
+                }
+            }
+            _ => return Err("path_low and path_high must both be numbers or both None".into()),
+        }
+        if self.models.is_empty() {
+            return Err("models must not be empty".into());
+        }
+        for (name, low, high, weight, status) in &self.models {
+            for (end, value) in [("low", low), ("high", high)] {
+                if let Some(v) = value {
+                    positive(&format!("models[{name:?}].{end}"), *v)?;
+                }
+            }
+            if !(weight.is_finite() && *weight >= 0.0) {
+                return Err(format!(
+                    "models[{name:?}].weight must be finite and >= 0, got {weight}"
+                ));
+            }
+            if !STATUSES.contains(&status.as_str()) {
+                return Err(format!(
+                    "models[{name:?}].status must be one of {STATUSES:?}, got {status:?}"
+                ));
+            }
+        }
+        if !REGIMES.contains(&self.regime.as_str()) {
+            return Err(format!(
+                "regime must be one of {REGIMES:?}, got {:?}",
+                self.regime
+            ));
+        }
+        Ok(())
+    }
+
+    /// The message for a tick at `price` (every price scaled by `price / anchor`), for an
+    /// encoder that passed [`RangeEncoder::validate`]; an `Err` names the tick value that
+    /// would make the message break schema v1 (nothing is written then).
     pub fn encode(
         &self,
         ts: i64,
@@ -290,8 +374,38 @@ impl RangeEncoder {
         price: f64,
         vix: Option<f64>,
         tick_vol: Option<(f64, f64)>,
-    ) -> Vec<u8> {
+    ) -> Result<Vec<u8>, String> {
+        if ts < 1 {
+            return Err(format!("ts must be >= 1, got {ts}"));
+        }
+        if seq < 1 {
+            return Err(format!("seq must be >= 1, got {seq}"));
+        }
+        positive("price", price)?;
+        if let Some(v) = vix {
+            positive("vix", v)?;
+        }
+        if let Some((ukf, pf)) = tick_vol {
+            positive("tick_vol ukf", ukf)?;
+            positive("tick_vol pf", pf)?;
+        }
         let k = price / self.anchor;
+        // The highest and lowest prices in the message; all the others lie between them.
+        let members = self
+            .models
+            .iter()
+            .flat_map(|part| [part.1, part.2])
+            .flatten();
+        let top = members
+            .clone()
+            .fold(self.path_high.unwrap_or(self.high), f64::max);
+        let bottom = members.fold(self.path_low.unwrap_or(self.low), f64::min);
+        if !((top * k).is_finite() && bottom * k > 0.0) {
+            return Err(format!(
+                "price {price} re-anchors the range (anchor {}) out of floating-point range",
+                self.anchor
+            ));
+        }
         let message = Message {
             v: SCHEMA_VERSION,
             symbol: &self.symbol,
@@ -313,7 +427,7 @@ impl RangeEncoder {
             tick_vol: tick_vol.map(|(ukf, pf)| TickVol { ukf, pf }),
         };
         // Serialising plain numbers, strings and options into a Vec cannot fail.
-        serde_json::to_vec(&message).expect("a range message always serialises")
+        Ok(serde_json::to_vec(&message).expect("a range message always serialises"))
     }
 }
 
@@ -451,7 +565,7 @@ mod tests {
             low: 95.0,
             high: 105.0,
             path_low: Some(94.0),
-            path_high: None,
+            path_high: Some(106.0),
             center: 100.0,
             models: vec![
                 ("b".into(), Some(96.0), Some(104.0), 0.25, "ok".into()),
@@ -463,20 +577,74 @@ mod tests {
 
     #[test]
     fn ranges_are_written_in_schema_order_and_re_anchored() {
-        let out = encoder().encode(7, 3, 110.0, Some(12.5), Some((10.0, 11.0)));
+        let out = encoder()
+            .encode(7, 3, 110.0, Some(12.5), Some((10.0, 11.0)))
+            .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
             concat!(
                 r#"{"v":1,"symbol":"SPX","ts":7,"seq":3,"horizon":5,"confidence":0.9,"#,
                 r#""low":104.50000000000001,"high":115.50000000000001,"path_low":103.4,"#,
-                r#""path_high":null,"center":110.00000000000001,"models":{"b":{"low":105.60000000000001,"#,
+                r#""path_high":116.60000000000001,"center":110.00000000000001,"models":{"b":{"low":105.60000000000001,"#,
                 r#""high":114.4,"weight":0.25,"status":"ok"},"a":{"low":null,"high":null,"#,
                 r#""weight":0.0,"status":"failed"}},"regime":"normal","vix":12.5,"#,
                 r#""tick_vol":{"ukf":10.0,"pf":11.0}}"#
             )
         );
-        let none = String::from_utf8(encoder().encode(7, 3, 100.0, None, None)).unwrap();
+        let none = String::from_utf8(encoder().encode(7, 3, 100.0, None, None).unwrap()).unwrap();
         assert!(none.ends_with(r#""vix":null,"tick_vol":null}"#));
+    }
+
+    #[test]
+    fn an_encoder_that_would_break_the_schema_is_refused_naming_the_field() {
+        type Spoil = fn(&mut RangeEncoder);
+        let cases: Vec<(Spoil, &str)> = vec![
+            (|e| e.symbol.clear(), "symbol"),
+            (|e| e.horizon = 0, "horizon"),
+            (|e| e.confidence = 1.0, "confidence"),
+            (|e| e.anchor = f64::NAN, "anchor"),
+            (|e| e.low = f64::NAN, "low must be finite"),
+            (|e| e.high = f64::INFINITY, "high must be finite"),
+            (|e| e.center = 0.0, "center must be finite"),
+            (|e| e.center = 104.9 + 1.0, "need low <= center <= high"),
+            (|e| e.path_high = None, "must both be numbers or both None"),
+            (|e| e.path_low = Some(96.0), "need path_low <= low"),
+            (
+                |e| e.path_high = Some(f64::INFINITY),
+                "path_high must be finite",
+            ),
+            (|e| e.models.clear(), "models must not be empty"),
+            (|e| e.models[0].1 = Some(-1.0), r#"models["b"].low"#),
+            (|e| e.models[0].3 = f64::NAN, r#"models["b"].weight"#),
+            (|e| e.models[1].4 = "broken".into(), r#"models["a"].status"#),
+            (|e| e.regime = "calm".into(), "regime must be one of"),
+        ];
+        assert!(encoder().validate().is_ok());
+        for (spoil, expected) in cases {
+            let mut e = encoder();
+            spoil(&mut e);
+            let err = e.validate().unwrap_err();
+            assert!(err.contains(expected), "{err:?} lacks {expected:?}");
+        }
+    }
+
+    #[test]
+    fn a_tick_that_would_break_the_schema_writes_nothing() {
+        let e = encoder();
+        for (ts, seq, price, vix, tick_vol, expected) in [
+            (0, 3, 100.0, None, None, "ts must be >= 1"),
+            (7, 0, 100.0, None, None, "seq must be >= 1"),
+            (7, 3, f64::NAN, None, None, "price"),
+            (7, 3, 100.0, Some(f64::INFINITY), None, "vix"),
+            (7, 3, 100.0, Some(0.0), None, "vix"),
+            (7, 3, 100.0, None, Some((f64::NAN, 1.0)), "tick_vol ukf"),
+            (7, 3, 100.0, None, Some((1.0, -1.0)), "tick_vol pf"),
+            (7, 3, 1.7e308, None, None, "out of floating-point range"),
+            (7, 3, 5e-324, None, None, "out of floating-point range"),
+        ] {
+            let err = e.encode(ts, seq, price, vix, tick_vol).unwrap_err();
+            assert!(err.contains(expected), "{err:?} lacks {expected:?}");
+        }
     }
 }

@@ -34,6 +34,9 @@ use super::filter::check_levels;
 use super::model::{check_finite, check_positive, Transition};
 use super::runner::Runner;
 use super::{ParticleError, CHUNK, MAX_FORECAST_PATHS};
+// The same bound as a Monte Carlo simulation's: a typo such as `steps=10**12` is refused
+// instead of running for days in a call that cannot be interrupted (GIL released).
+use crate::monte_carlo::MAX_STEPS;
 use crate::quantile::quantiles_linear;
 use crate::rng;
 
@@ -81,8 +84,11 @@ impl ForecastSpec {
     }
 
     fn validate(&self) -> Result<(), ParticleError> {
-        if self.steps < 1 {
-            return Err(ParticleError::invalid("steps must be >= 1, got 0"));
+        if !(1..=MAX_STEPS).contains(&self.steps) {
+            return Err(ParticleError::invalid(format!(
+                "steps must be in [1, {MAX_STEPS}] (MAX_STEPS), got {}",
+                self.steps
+            )));
         }
         if let Some(n) = self
             .n_paths

@@ -293,6 +293,10 @@ fn invalid_input_is_refused_and_changes_nothing() {
     };
     let err = f.forecast(&too_many_paths).unwrap_err();
     assert!(err.to_string().contains("n_paths"), "{err}");
+    for steps in [0, crate::monte_carlo::MAX_STEPS + 1, usize::MAX] {
+        let err = f.forecast(&ForecastSpec::new(steps, 100.0)).unwrap_err();
+        assert!(err.to_string().contains("steps must be in [1, "), "{err}");
+    }
     let bad_ess = FilterConfig {
         ess_threshold: 1.5,
         ..FilterConfig::new(10, 1)

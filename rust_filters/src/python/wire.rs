@@ -21,20 +21,10 @@ fn parse_chain_fast(raw: &[u8]) -> Option<ChainFields> {
     wire::parse_chain(raw)
 }
 
-fn positive_price(name: &str, value: f64) -> PyResult<()> {
-    if value.is_finite() && value > 0.0 {
-        Ok(())
-    } else {
-        Err(PyValueError::new_err(format!(
-            "{name} must be finite and > 0, got {value}"
-        )))
-    }
-}
-
 /// A range made at a bar close, encoded as schema-v1 JSON re-anchored at each tick's price.
 ///
-/// `horizon >= 1`, `confidence` in (0, 1), `anchor` finite and > 0, `low <= high` (NaN
-/// ends pass: the stream skips unusable templates); else a ValueError naming it.
+/// Every message it writes follows schema v1 (`stream.ranges.validate_range`): a range or
+/// a tick that would break it is a ValueError naming the field (`wire::RangeEncoder`).
 #[pyclass(frozen, name = "RangeEncoder", module = "rust_filters._core")]
 pub struct PyRangeEncoder {
     inner: wire::RangeEncoder,
@@ -67,37 +57,25 @@ impl PyRangeEncoder {
             .ok_or_else(|| {
                 PyValueError::new_err(format!("horizon must be in [1, 2**32), got {horizon}"))
             })?;
-        positive_price("anchor", anchor)?;
-        if !(confidence > 0.0 && confidence < 1.0) {
-            return Err(PyValueError::new_err(format!(
-                "confidence must be in (0, 1), got {confidence}"
-            )));
-        }
-        // NaN ends pass: the stream builds a template for every forecast and skips the
-        // unusable ones (`RangeTemplate.usable`).
-        if low > high {
-            return Err(PyValueError::new_err(format!(
-                "low must be <= high, got low={low}, high={high}"
-            )));
-        }
-        Ok(PyRangeEncoder {
-            inner: wire::RangeEncoder {
-                symbol,
-                horizon,
-                confidence,
-                anchor,
-                low,
-                high,
-                path_low,
-                path_high,
-                center,
-                models,
-                regime,
-            },
-        })
+        let inner = wire::RangeEncoder {
+            symbol,
+            horizon,
+            confidence,
+            anchor,
+            low,
+            high,
+            path_low,
+            path_high,
+            center,
+            models,
+            regime,
+        };
+        inner.validate().map_err(PyValueError::new_err)?;
+        Ok(PyRangeEncoder { inner })
     }
 
-    /// The message for a tick at ``price`` (finite, > 0), as JSON bytes.
+    /// The message for a tick at ``price`` (finite, > 0), as JSON bytes; ``ts`` and ``seq``
+    /// >= 1, ``vix`` and both ``tick_vol`` values finite and > 0 (or None).
     #[pyo3(signature = (ts, seq, price, vix = None, tick_vol = None))]
     fn encode<'py>(
         &self,
@@ -108,11 +86,11 @@ impl PyRangeEncoder {
         vix: Option<f64>,
         tick_vol: Option<(f64, f64)>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        positive_price("price", price)?;
-        Ok(PyBytes::new(
-            py,
-            &self.inner.encode(ts, seq, price, vix, tick_vol),
-        ))
+        let bytes = self
+            .inner
+            .encode(ts, seq, price, vix, tick_vol)
+            .map_err(PyValueError::new_err)?;
+        Ok(PyBytes::new(py, &bytes))
     }
 }
 
