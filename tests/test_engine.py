@@ -424,6 +424,36 @@ def test_a_member_end_that_is_not_a_price_is_written_as_null() -> None:
     assert message["models"]["arima"]["low"] is None and message["models"]["tgarch"]["low"] == 96.0
 
 
+class PathInsideEnsemble(ModelEnsemble):
+    """An ensemble whose path range lies inside its close range: not a valid message."""
+
+    def forecast_detail(self, steps: int, confidence: float | None = None) -> EnsembleForecast:
+        fc = super().forecast_detail(steps, confidence)
+        r = fc.range
+        inside = replace(r, path_low=r.center, path_high=r.center)
+        return replace(fc, range=inside)
+
+
+async def test_a_range_that_would_break_the_schema_is_not_published_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def factory(config: MarkovConfig, symbol: str) -> ModelEnsemble:
+        members: dict[str, ForecastModel] = {"vix_normal": VixImpliedNormal()}
+        return PathInsideEnsemble(config, members, base_weights={"vix_normal": 1.0}, burn_in=100)
+
+    config = make_config()
+    bus = bus_with(encoded(config, feed_days(1)))
+    service = embedded_service(config, bus, factory=factory)
+    await service.start()
+    with caplog.at_level("WARNING", logger="stream.engine"):
+        await asyncio.wait_for(service.run(), 120)
+    assert bus.topic("markov.ranges") == []
+    assert service.engine.stats.unpublishable > 100  # type: ignore[union-attr]
+    warnings = [r.getMessage() for r in caplog.records if "no range published" in r.getMessage()]
+    assert warnings and all("need path_low <= low and high <= path_high" in w for w in warnings)
+    assert len(warnings) <= 2  # once per bar, not once per tick
+
+
 async def test_a_complete_replay_ends_without_waiting_out_a_poll() -> None:
     """Once the input is complete and all of it has been read, the last poll does not
     wait for more (a replay would otherwise end a poll timeout late)."""
