@@ -4,8 +4,10 @@ every way data can be missing or wrong."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +122,7 @@ def test_unknown_ticker_says_what_is_available_and_how_to_add() -> None:
     assert "'SPY'" in message
     assert "SPX (S&P 500 daily OHLC 1999-01-04..2018-12-31" in message
     assert "--data FILE" in message and "date, open, high, low, close" in message
-    assert "pip install markov[yfinance]" in message
+    assert "pip install yfinance" in message
     assert "SPX" in available_data() and "--data FILE" in available_data()
 
 
@@ -343,7 +345,7 @@ def test_yfinance_absent_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(DataSourceError) as exc_info:
         load_history("SPY", 30, source="yfinance")
     assert one_line(exc_info) == (
-        "data error: yfinance is not installed: pip install markov[yfinance] (or use --data "
+        "data error: yfinance is not installed: pip install yfinance (or use --data "
         "FILE with columns date, open, high, low, close (optional: vix))"
     )
 
@@ -381,6 +383,31 @@ def test_yfinance_empty_answer_is_one_line(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(DataSourceError) as exc_info:
         load_history("NOPE", source="yfinance")
     assert "yfinance returned no data for 'NOPE': unknown ticker, or offline?" in one_line(exc_info)
+
+
+def test_yfinance_offline_noise_stays_off_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # yfinance 1.7 offline: a dozen lines of its own logging, prints and pandas warnings
+    # before markov's line. Now only markov's line, with yfinance's reason in it.
+    def offline(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        log = logging.getLogger("yfinance")
+        log.error("Cookie/crumb fetch failed (DNSError), continuing without crumb")
+        print("some progress", file=sys.stderr)
+        warnings.warn("The inplace keyword is deprecated", DeprecationWarning, stacklevel=1)
+        log.error("\n1 Failed download:\n['SPY']: DNSError('Could not resolve host')")
+        return pd.DataFrame()
+
+    handlers = logging.getLogger("yfinance").handlers[:]
+    monkeypatch.setitem(sys.modules, "yfinance", fake_yfinance(offline))
+    with pytest.raises(DataSourceError) as exc_info:
+        load_history("SPY", 30, source="yfinance")
+    assert one_line(exc_info).startswith(
+        "data error: yfinance returned no data for 'SPY': ['SPY']: DNSError('Could not resolve "
+        "host') (offline? use --data FILE"
+    )
+    assert capsys.readouterr() == ("", "")
+    assert logging.getLogger("yfinance").handlers == handlers  # put back as it was
 
 
 def test_yfinance_multiindex_answer_becomes_canonical(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,5 +14,5 @@ class DataSourceError(ValueError):
 EXPECTED_COLUMNS = "date, open, high, low, close (optional: vix)"
 HOW_TO_ADD = (
     f"add data with --data FILE (CSV or Parquet with columns {EXPECTED_COLUMNS}) "
-    "or pip install markov[yfinance] to download"
+    "or pip install yfinance to download"
 )

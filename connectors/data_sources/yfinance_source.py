@@ -1,9 +1,14 @@
-"""History downloaded with yfinance, an optional extra (``pip install markov[yfinance]``)."""
+"""History downloaded with yfinance, an optional extra (``pip install yfinance``)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import io
+import logging
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -53,7 +58,7 @@ def _import_yfinance() -> Any:
         return importlib.import_module("yfinance")
     except ImportError:
         raise DataSourceError(
-            "yfinance is not installed: pip install markov[yfinance] "
+            "yfinance is not installed: pip install yfinance "
             f"(or use --data FILE with columns {EXPECTED_COLUMNS})"
         ) from None
 
@@ -61,27 +66,69 @@ def _import_yfinance() -> Any:
 def _download(
     yf: Any, ticker: str, start: pd.Timestamp | None, end: pd.Timestamp | None
 ) -> pd.DataFrame:
-    try:
-        data = yf.download(
-            ticker,
-            start=None if start is None else start.date().isoformat(),
-            end=None if end is None else end.date().isoformat(),
-            period=None if start is not None else "max",
-            interval="1d",
-            auto_adjust=False,
-            progress=False,
-            threads=False,
-        )
-    except Exception as exc:  # yfinance raises many types (HTTP, JSON, its own); all mean "no data"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataSourceError(
-            f"yfinance could not download {ticker!r}: {first} ({_OFFLINE_HINT})"
-        ) from None
+    with _quiet_yfinance() as errors:
+        try:
+            data = yf.download(
+                ticker,
+                start=None if start is None else start.date().isoformat(),
+                end=None if end is None else end.date().isoformat(),
+                period=None if start is not None else "max",
+                interval="1d",
+                auto_adjust=False,
+                progress=False,
+                threads=False,
+            )
+        except Exception as exc:  # yfinance raises many types (HTTP, JSON, its own): no data
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DataSourceError(
+                f"yfinance could not download {ticker!r}: {first} ({_OFFLINE_HINT})"
+            ) from None
     if data is None or len(data) == 0:
-        raise DataSourceError(
-            f"yfinance returned no data for {ticker!r}: unknown ticker, or {_OFFLINE_HINT}"
+        # yfinance says why only in its log ("1 Failed download: ['SPY']: DNSError(...)").
+        why = (
+            f"{_shorten(errors[-1])} ({_OFFLINE_HINT})"
+            if errors
+            else (f"unknown ticker, or {_OFFLINE_HINT}")
         )
+        raise DataSourceError(f"yfinance returned no data for {ticker!r}: {why}")
     return data
+
+
+@contextlib.contextmanager
+def _quiet_yfinance() -> Iterator[list[str]]:
+    """Keep yfinance's own logging, prints and warnings (a dozen lines offline: cookie and
+    crumb failures, curl errors, pandas deprecations) off the terminal while it downloads,
+    so that a failure is one line; yields the error messages it logged."""
+    errors: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR:
+                errors.append(record.getMessage())
+
+    logger = logging.getLogger("yfinance")
+    saved = (logger.handlers[:], logger.propagate, logger.level)
+    logger.handlers, logger.propagate = [Collect()], False
+    logger.setLevel(logging.WARNING)
+    sink = io.StringIO()
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stderr(sink),
+            contextlib.redirect_stdout(sink),
+        ):
+            warnings.simplefilter("ignore")
+            yield errors
+    finally:
+        logger.handlers, logger.propagate = saved[0], saved[1]
+        logger.setLevel(saved[2])
+
+
+def _shorten(message: str, limit: int = 200) -> str:
+    """The last non-empty line of a log message, at most ``limit`` characters."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    last = lines[-1] if lines else message.strip()
+    return last if len(last) <= limit else last[: limit - 3] + "..."
 
 
 def _column(data: pd.DataFrame, name: str, ticker: str) -> pd.Series:

@@ -491,7 +491,7 @@ impl<M: UkfModel<Design = ()>> Ukf<M> {
         loglik: &mut [f64],
     ) -> Result<(), UkfError> {
         let (n, m) = (self.model.state_dim(), self.meas_dim());
-        if m == 0 || !zs.len().is_multiple_of(m) {
+        if m == 0 || zs.len() % m != 0 {
             return invalid(format!(
                 "zs must have shape (T, {m}), got {} values",
                 zs.len()
