@@ -1,4 +1,4 @@
-"""Monte Carlo GBM and Merton jump diffusion (``shared/bench/WORKLOADS.md`` 4 and 5).
+"""Monte Carlo GBM and Merton jump diffusion (``benchmarks/spec/WORKLOADS.md`` 4 and 5).
 
     python -m benchmarks.bench_monte_carlo            # full sizes
     python -m benchmarks.bench_monte_carlo --quick    # smaller sizes, fewer calls

@@ -27,7 +27,7 @@ from benchmarks.timing import Row, format_table, measure
 from rust_filters import EKPF, BootstrapPF
 from rust_filters.reference.particle import ParticleResult, bootstrap_pf, ekpf
 
-DATA = Path(__file__).parents[2] / "shared" / "bench" / "data" / "sv_T1000_seed20240601.csv"
+DATA = Path(__file__).parent / "spec" / "data" / "sv_T1000_seed20240601.csv"
 MU, PHI, SIGMA = -1.02, 0.9702, 0.178
 N = 10_000
 BOOTSTRAP = f"bootstrap-pf N={N} T=1000"

@@ -1,4 +1,4 @@
-"""UKF benchmark (shared/bench/WORKLOADS.md section 1): µs per predict+update step.
+"""UKF benchmark (benchmarks/spec/WORKLOADS.md section 1): µs per predict+update step.
 
 Implementations: ``filterpy`` (2.0.0 ``UnscentedKalmanFilter`` + ``MerweScaledSigmaPoints``,
 constructed inside the timed call), ``numpy`` (the reference in
@@ -30,7 +30,7 @@ from benchmarks.timing import Row, format_table, measure  # noqa: E402
 from rust_filters._core import UKF, StochVolModel, StochVolPriceModel  # noqa: E402
 from rust_filters.reference import ukf as ref  # noqa: E402
 
-DATA = Path(__file__).parents[2] / "shared" / "bench" / "data" / "sv_T1000_seed20240601.csv"
+DATA = Path(__file__).parent / "spec" / "data" / "sv_T1000_seed20240601.csv"
 WORKLOADS = {"ukf2-sv": "ukf2-sv T=1000", "ukf3-svp": "ukf3-svp T=1000"}
 QUICK_T = 200
 BASELINES: dict[str, str] = {

@@ -1,4 +1,4 @@
-"""The core benchmark: every workload of ``shared/bench/WORKLOADS.md``, one table.
+"""The core benchmark: every workload of ``benchmarks/spec/WORKLOADS.md``, one table.
 
     python benchmarks/core.py            # full sizes (a few minutes)
     python benchmarks/core.py --quick    # smaller, for a smoke run

@@ -1,4 +1,4 @@
-"""The timing protocol of ``shared/bench/WORKLOADS.md``, shared by every benchmark.
+"""The timing protocol of ``benchmarks/spec/WORKLOADS.md``, shared by every benchmark.
 
 One untimed warm-up call, then at least ``min_calls`` timed calls, continuing until
 ``budget_s`` of timed work or ``max_calls``; ``gc.collect()`` before each call, outside

@@ -54,6 +54,21 @@ class ConfigLoader:
         return _from_text(text, str(path))
 
     @staticmethod
+    def load_arg(arg: str | PathLike[str]) -> MarkovConfig:
+        """``--config ARG``: a YAML file, or a shipped config by name (``default``,
+        ``production``, or the README's ``config/production.yaml``) where no such file
+        exists here, so that the commands work from any directory after a wheel install."""
+        path = Path(arg)
+        if path.exists():
+            return ConfigLoader.load(path)
+        text = str(arg).removeprefix("./")
+        name = text if text.endswith(".yaml") else f"{text}.yaml"
+        if name.removeprefix("config/") in SHIPPED:
+            return ConfigLoader.shipped(name.removeprefix("config/"))
+        shipped = ", ".join(n.removesuffix(".yaml") for n in SHIPPED)
+        raise ConfigError(str(path), f"file not found (shipped configs by name: {shipped})")
+
+    @staticmethod
     def default() -> MarkovConfig:
         """The shipped ``config/default.yaml`` (embedded mode, no broker)."""
         return ConfigLoader.shipped("default.yaml")

@@ -85,6 +85,11 @@ class WebSocketFeed:
         return int(self._server.sockets[0].getsockname()[1])
 
     @property
+    def listening(self) -> bool:
+        """The port is bound (:meth:`start` done)."""
+        return self._server is not None
+
+    @property
     def url(self) -> str:
         return f"ws://{self._host}:{self.port}"
 

@@ -51,7 +51,13 @@ def checked_history(history: pd.DataFrame, min_rows: int) -> pd.DataFrame:
     if len(history) < min_rows:
         raise ValueError(f"need at least {min_rows} bars of history, got {len(history)}")
     if not history.index.is_monotonic_increasing or history.index.has_duplicates:
-        raise ValueError("history index must be strictly increasing (one row per date)")
+        index = history.index
+        ok = np.r_[True, np.asarray(index[1:] > index[:-1], dtype=bool)]
+        bad = int(np.argmin(ok))  # the first row not after the one before it
+        raise ValueError(
+            "history index must be strictly increasing (one row per date): row "
+            f"{bad} ({index[bad]}) is not after row {bad - 1} ({index[bad - 1]})"
+        )
     close = history["close"].to_numpy(dtype=float)
     bad = ~np.isfinite(close) | (close <= 0)
     if bad.any():

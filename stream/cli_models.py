@@ -328,12 +328,14 @@ def format_forecast(result: dict[str, Any]) -> str:
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=None, help="YAML config (default: shipped)")
+    p.add_argument(
+        "--config", default=None, help="YAML file, or a shipped config: default, production"
+    )
     p.add_argument("--data", type=Path, default=None, help="CSV/Parquet file of daily OHLC")
 
 
 def _config(args: argparse.Namespace) -> MarkovConfig:
-    return ConfigLoader.load(args.config) if args.config is not None else ConfigLoader.default()
+    return ConfigLoader.load_arg(args.config) if args.config is not None else ConfigLoader.default()
 
 
 def _history(

@@ -46,6 +46,15 @@ def register(sub: Any) -> None:
     run = sub.add_parser("run", help="run the streaming service")
     _common(run)
     run.add_argument("--feed", help="recorded feed for embedded mode (default: the bundled one)")
+    run.add_argument(
+        "--data", default=None, metavar="FILE",
+        help="warm-up history from a CSV/Parquet file of daily OHLC (data.source=file)",
+    )  # fmt: skip
+    run.add_argument(
+        "--history-end", default=None, type=_date, metavar="YYYY-MM-DD",
+        help="last day of the warm-up history; the feed must start after it (default: the "
+        "day before an embedded feed starts; on Kafka, the end of the data)",
+    )  # fmt: skip
     run.set_defaults(handler=cmd_run)
 
     rep = sub.add_parser("replay", help="play a recorded feed into the pipeline or onto Kafka")
@@ -64,7 +73,9 @@ def register(sub: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config (default: the shipped default.yaml)")
+    parser.add_argument(
+        "--config", help="YAML file, or a shipped config: default (the default), production"
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
@@ -74,8 +85,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace) -> MarkovConfig:
     # aiokafka logs each failed connection attempt; the command says it once, in one line.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    config = ConfigLoader.load(args.config) if args.config else ConfigLoader.default()
-    return ConfigLoader.with_overrides(config, args.set) if args.set else config
+    config = ConfigLoader.load_arg(args.config) if args.config else ConfigLoader.default()
+    overrides = list(args.set)
+    if getattr(args, "data", None) is not None:
+        overrides += ["data.source=file", f"data.path={args.data}"]
+    return ConfigLoader.with_overrides(config, overrides) if overrides else config
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def _user_error(message: str) -> Exception:
@@ -90,16 +111,18 @@ def _user_error(message: str) -> Exception:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     if config.stream.mode == "kafka" and args.feed is None:
-        service = StreamService(config, clock=WallClock())
+        service = StreamService(config, clock=WallClock(), history_end=args.history_end)
         asyncio.run(_serve(service, args.quiet))
         _report(service, sys.stdout)
         return 0
     feed = Path(args.feed or config.replay.feed or BUNDLED_FEED)
-    return _embedded(config, feed, 0.0, args.quiet)
+    return _embedded(config, feed, 0.0, args.quiet, args.history_end)
 
 
 async def _serve(service: StreamService, quiet: bool) -> None:
-    summary = None if quiet else asyncio.create_task(_summary(service))
+    tasks = [asyncio.create_task(_say_where(service))]
+    if not quiet:
+        tasks.append(asyncio.create_task(_summary(service)))
     try:
         await run_until_signal(service)
     except BrokerUnavailableError:
@@ -107,20 +130,42 @@ async def _serve(service: StreamService, quiet: bool) -> None:
     except OSError as exc:  # e.g. the WebSocket port is taken
         raise _user_error(f"cannot start: {exc}") from None
     finally:
-        if summary is not None:
-            summary.cancel()
+        for task in tasks:
+            task.cancel()
 
 
-def _embedded(config: MarkovConfig, feed: Path, speed: float, quiet: bool) -> int:
+async def _say_where(service: StreamService) -> None:
+    """One line with the WebSocket feed's address, as soon as it is bound (before the
+    warm-up): the port is otherwise only in the config."""
+    while service.websocket is None or not service.websocket.listening:
+        if not service.websocket_enabled or service.engine is not None:
+            return
+        await asyncio.sleep(0.05)
+    print(
+        f"websocket feed on {service.websocket.url} "
+        '(send {"type": "subscribe", "symbols": [...]})',
+        file=sys.stderr, flush=True,
+    )  # fmt: skip
+
+
+def _embedded(
+    config: MarkovConfig,
+    feed: Path,
+    speed: float,
+    quiet: bool,
+    history_end: dt.date | None = None,
+) -> int:
     if not feed.exists():
         raise _user_error(f"feed file not found: {feed}")
     config = ConfigLoader.with_overrides(config, ["stream.mode=embedded"])
-    first = _first_ts(feed)
-    day = dt.datetime.fromtimestamp(first / 1e9, EXCHANGE_TZ).date()
+    if history_end is None:
+        first = _first_ts(feed)
+        history_end = dt.datetime.fromtimestamp(first / 1e9, EXCHANGE_TZ).date()
+        history_end -= dt.timedelta(days=1)
     bus = EmbeddedBus()
     done = asyncio.Event()
     service = StreamService(
-        config, bus=bus, clock=EventClock(), history_end=day - dt.timedelta(days=1),
+        config, bus=bus, clock=EventClock(), history_end=history_end,
         input_complete=done.is_set,
     )  # fmt: skip
 

@@ -755,6 +755,8 @@ def _reason_kind(reason: str) -> str:
         return "crossed_quote"
     if "is a duplicate" in reason:
         return "duplicate"
+    if "warm-up history" in reason:
+        return "before_history"
     if "older than" in reason:
         return "out_of_order"
     if reason.startswith("unknown symbol"):

@@ -149,7 +149,8 @@ class SymbolState:
             raise OutOfOrderError(
                 f"tick for {self.symbol} at ts {ts} falls in the bar of {label}, not after the "
                 f"models' warm-up history (it ends {self.history_end}): the feed is older "
-                "than the history the service started from"
+                "than the history the service started from (markov run --history-end DATE "
+                "ends the warm-up before the feed)"
             )
         self.last_tick_ts = ts
         self.last_price = price

@@ -384,3 +384,37 @@ def test_bad_override_is_one_line(override: str, expected: str) -> None:
 def test_shipped_rejects_unknown_name() -> None:
     with pytest.raises(ConfigError, match=re.escape("shipped: default.yaml, production.yaml")):
         ConfigLoader.shipped("staging.yaml")
+
+
+@pytest.mark.parametrize(
+    "arg", ["production", "production.yaml", "config/production.yaml", "./config/production.yaml"]
+)
+def test_config_arg_names_a_shipped_config_from_any_directory(
+    arg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a wheel install, `--config config/production.yaml` (as the README has it) said
+    # "file not found" outside the repo: the file ships inside the package.
+    monkeypatch.chdir(tmp_path)
+    assert ConfigLoader.load_arg(arg) == ConfigLoader.production()
+    assert ConfigLoader.load_arg("default") == ConfigLoader.default()
+
+
+def test_config_arg_prefers_a_file_that_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "production.yaml").write_text("stream:\n  mode: embedded\n")
+    assert ConfigLoader.load_arg("production.yaml").stream.mode == "embedded"
+    assert ConfigLoader.load_arg("production").stream.mode == "kafka"  # no file by that name
+
+
+@pytest.mark.parametrize("arg", ["staging", "mine/production.yaml", "config/prod.yaml"])
+def test_config_arg_that_is_neither_is_one_line_naming_the_shipped_ones(
+    arg: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as exc_info:
+        ConfigLoader.load_arg(arg)
+    assert one_line_error(exc_info) == (
+        f"config error: {arg}: file not found (shipped configs by name: default, production)"
+    )

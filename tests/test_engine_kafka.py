@@ -22,6 +22,7 @@ from test_stream_support import (
     expected_publications,
     feed_days,
     make_config,
+    read_topic,
     run_embedded,
     topic_overrides,
 )
@@ -62,26 +63,6 @@ async def produce(broker: LocalKafka, messages: list[tuple[str, bytes, bytes]]) 
         await asyncio.gather(*acks)
     finally:
         await sink.stop()
-
-
-async def read_topic(broker: LocalKafka, topic: str) -> list[tuple[bytes | None, bytes]]:
-    """Every record of ``topic`` (one partition) from the beginning to its end."""
-    from aiokafka.structs import TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap_servers)
-    await consumer.start()
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        out: list[tuple[bytes | None, bytes]] = []
-        while await consumer.position(tp) < end:
-            for records in (await consumer.getmany(tp, timeout_ms=1000)).values():
-                out.extend((r.key, r.value) for r in records)
-        return out
-    finally:
-        await consumer.stop()
 
 
 def kafka_service(config: MarkovConfig, **kwargs: object) -> StreamService:

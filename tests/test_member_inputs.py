@@ -9,6 +9,7 @@ range, and the quantiles are keyed by their round levels.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from functools import cache, lru_cache
 
@@ -44,9 +45,13 @@ def _fitted_state(name: str) -> tuple[ForecastModel, pd.DataFrame]:
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_an_unsorted_or_duplicated_history_is_refused(name: str) -> None:
     history = _history()
-    with pytest.raises(ValueError, match="strictly increasing"):
+    n, last, before = len(history), history.index[-1], history.index[-2]
+    # The first offending row is named (the README's contract: "refused naming the row").
+    with pytest.raises(
+        ValueError, match=re.escape(f"row 1 ({before}) is not after row 0 ({last})")
+    ):
         _member(name).fit(history.iloc[::-1])
-    with pytest.raises(ValueError, match="strictly increasing"):
+    with pytest.raises(ValueError, match=re.escape(f"row {n} ({last}) is not after row {n - 1}")):
         _member(name).fit(pd.concat([history, history.iloc[-1:]]))
 
 

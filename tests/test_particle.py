@@ -20,7 +20,7 @@ from rust_filters import EKPF, BootstrapPF
 from rust_filters.reference.kalman import kalman_filter
 from rust_filters.reference.particle import ParticleResult, bootstrap_pf, ekpf
 
-DATA = Path(__file__).parents[2] / "shared" / "bench" / "data"
+DATA = Path(__file__).parents[1] / "benchmarks" / "spec" / "data"
 FilterClass = type[BootstrapPF] | type[EKPF]
 FILTERS: list[FilterClass] = [BootstrapPF, EKPF]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,8 +15,15 @@ from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
-from test_stream_support import feed_days, topic_overrides, write_feed
+from test_stream_support import (
+    expected_publications,
+    feed_days,
+    read_topic,
+    topic_overrides,
+    write_feed,
+)
 
+from connectors.data_sources import DataSourceError, load_history
 from connectors.feed_file import read_feed
 from connectors.kafka_broker import LocalKafka
 from connectors.kafka_transport import BrokerUnavailableError
@@ -46,6 +54,47 @@ def test_run_embedded_feed_prints_a_final_report(
     events = len(feed_days(3))
     assert f"events     {events:,}" in out
     assert "ranges" in out and "dead       0" in out and "coverage" in out
+
+
+def test_run_says_where_its_websocket_feed_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The address was only in the config; now one line as soon as the port is bound.
+    feed = write_feed(tmp_path / "one.jsonl", feed_days(1))
+    assert call(["run", "--feed", str(feed), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^websocket feed on ws://127\.0\.0\.1:\d+ \(send ", err, re.M), err
+
+
+def test_run_history_end_sets_where_the_warm_up_stops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A warm-up that ends after the feed starts: every tick is before it, said as such
+    # (the report called them "out_of_order"), and the hint names the option.
+    records = feed_days(1)
+    feed = write_feed(tmp_path / "one.jsonl", records)
+    ticks = sum(r.topic == "markov.ticks" for r in records)
+    assert call(["run", "--feed", str(feed), "--history-end", "2018-12-31", *FAST]) == 0
+    out = capsys.readouterr().out
+    assert f"dead       {ticks:,} {{'before_history': {ticks}}}" in out
+    # The default for an embedded feed: the day before it starts.
+    assert call(["run", "--feed", str(feed), *FAST]) == 0
+    assert "dead       0" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        parse(["run", "--history-end", "2018-13-01"])
+
+
+def test_run_warms_up_on_a_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `run` had no --data: on Kafka the production config's tickers had no history offline.
+    history = load_history("SPX", 400, end="2017-12-29")
+    data = tmp_path / "spx.csv"
+    history.to_csv(data)
+    feed = write_feed(tmp_path / "one.jsonl", feed_days(1))
+    assert call(["run", "--feed", str(feed), "--data", str(data), *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "dead       0" in out and "ranges     0" not in out
+    with pytest.raises(DataSourceError, match="file not found"):
+        call(["run", "--feed", str(feed), "--data", str(tmp_path / "missing.csv"), *FAST])
 
 
 def test_paced_replay_gives_the_same_report_as_full_speed(
@@ -106,15 +155,21 @@ def _kafka_sets(kafka_broker: LocalKafka, prefix: str) -> list[str]:
     return [arg for item in items for arg in ("--set", item)]
 
 
+def _fresh_topics(kafka_broker: LocalKafka, letter: str) -> tuple[str, list[str]]:
+    """This test's own topic prefix, its input topics created, and the --set options of
+    :func:`_kafka_sets` for it."""
+    prefix = f"{letter}{uuid.uuid4().hex[:8]}"
+    kafka_broker.create_topics([f"{prefix}.ticks", f"{prefix}.vix", f"{prefix}.options"])
+    return prefix, _kafka_sets(kafka_broker, prefix)
+
+
 @pytest.mark.kafka
 def test_replay_to_kafka_then_record_round_trips(
     kafka_broker: LocalKafka, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     records = feed_days(1)
     feed = write_feed(tmp_path / "in.jsonl.gz", records)
-    prefix = f"r{uuid.uuid4().hex[:8]}"
-    kafka_broker.create_topics([f"{prefix}.ticks", f"{prefix}.vix", f"{prefix}.options"])
-    sets = _kafka_sets(kafka_broker, prefix)
+    _, sets = _fresh_topics(kafka_broker, "r")
     assert call(["replay", str(feed), "--to", "kafka", *sets]) == 0
     assert f"replayed {len(records):,} events" in capsys.readouterr().out
     out = tmp_path / "recorded.jsonl"
@@ -128,14 +183,49 @@ def test_replay_to_kafka_then_record_round_trips(
 
 
 @pytest.mark.kafka
+def test_run_on_kafka_by_the_readme_with_the_production_config_and_a_history_end(
+    kafka_broker: LocalKafka, tmp_path: Path
+) -> None:
+    # The README's Kafka walk-through: a recording replayed onto the topics, then the
+    # service with the shipped production config by name, from a directory that has no
+    # config/ folder, its warm-up ending before the recording. Without --history-end the
+    # warm-up ran to the end of the data and every tick of the 2018 feed was refused.
+    records = feed_days(1)
+    feed = write_feed(tmp_path / "in.jsonl", records)
+    prefix, sets = _fresh_topics(kafka_broker, "k")
+    assert call(["replay", str(feed), "--to", "kafka", "--config", "production", *sets]) == 0
+    light = [  # one quick member and a short history: the CLI is under test, not the models
+        "--set", "ensemble.models=[{name: jump_diffusion_vix, weight: 1.0}]",
+        "--set", "data.default_days_back=300", "--set", "websocket.port=0",
+        "--set", "stream.tickers=[SPX]",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "run", "--config", "production", *sets, *light,
+         "--history-end", "2017-12-29", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    expected = 2 * len(expected_publications(records, 1.0))  # two horizons
+    try:
+        deadline = time.monotonic() + 180
+        ranges: list[tuple[bytes | None, bytes]] = []
+        while len(ranges) < expected and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1.0)
+            ranges = asyncio.run(read_topic(kafka_broker, f"{prefix}.ranges"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert len(ranges) == expected
+    assert "dead       0" in out and f"ranges     {expected:,}" in out
+
+
+@pytest.mark.kafka
 def test_sigterm_stops_record_with_a_whole_file_and_its_report(
     kafka_broker: LocalKafka, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # SIGTERM used to kill the recorder mid-write: exit 143, no report, a truncated gzip.
     records = feed_days(1)
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    kafka_broker.create_topics([f"{prefix}.ticks", f"{prefix}.vix", f"{prefix}.options"])
-    sets = _kafka_sets(kafka_broker, prefix)
+    _, sets = _fresh_topics(kafka_broker, "t")
     assert (
         call(["replay", str(write_feed(tmp_path / "in.jsonl", records)), "--to", "kafka", *sets])
         == 0
@@ -195,11 +285,10 @@ def test_ctrl_c_stops_a_paced_replay_to_kafka_with_its_report(
     # Ctrl-C ended a paced replay to Kafka with "interrupted" and exit 130, no report of
     # what had been sent; the signal now cancels the replay and the report says so.
     feed = write_feed(tmp_path / "two.jsonl", feed_days(2))
-    prefix = f"c{uuid.uuid4().hex[:8]}"
-    kafka_broker.create_topics([f"{prefix}.ticks", f"{prefix}.vix", f"{prefix}.options"])
+    _, sets = _fresh_topics(kafka_broker, "c")
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream.cli", "replay", str(feed), "--to", "kafka",
-         "--speed", "100", *_kafka_sets(kafka_broker, prefix)],
+         "--speed", "100", *sets],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     time.sleep(8)  # start-up, then into the first session (about 4 minutes at --speed 100)

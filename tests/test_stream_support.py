@@ -14,11 +14,13 @@ from typing import Any
 
 import orjson
 import pandas as pd
+from aiokafka import AIOKafkaConsumer
 
 from config import ConfigLoader
 from config.schema import MarkovConfig
 from connectors.embedded_bus import EmbeddedBus
 from connectors.feed_file import FeedRecord, FeedWriter, read_feed
+from connectors.kafka_broker import LocalKafka
 from models.base import FitResult, ForecastModel
 from models.baselines import EwmaNormal, VixImpliedNormal
 from models.ensemble import ModelEnsemble
@@ -168,3 +170,23 @@ def expected_publications(records: Sequence[FeedRecord], throttle_s: float) -> l
             out.append(ts)
             last = ts
     return out
+
+
+async def read_topic(broker: LocalKafka, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every record of ``topic`` (one partition) from the beginning to its end."""
+    from aiokafka.structs import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap_servers)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        out: list[tuple[bytes | None, bytes]] = []
+        while await consumer.position(tp) < end:
+            for records in (await consumer.getmany(tp, timeout_ms=1000)).values():
+                out.extend((r.key, r.value) for r in records)
+        return out
+    finally:
+        await consumer.stop()

@@ -25,9 +25,9 @@ from rust_filters._core import (
 from rust_filters.reference import ukf as ref
 from rust_filters.reference.kalman import kalman_filter
 
-DATA = Path(__file__).parents[2] / "shared" / "bench" / "data" / "sv_T1000_seed20240601.csv"
+DATA = Path(__file__).parents[1] / "benchmarks" / "spec" / "data" / "sv_T1000_seed20240601.csv"
 
-# Check values of shared/bench/WORKLOADS.md section 1.
+# Check values of benchmarks/spec/WORKLOADS.md section 1.
 CHECK = {
     "ukf2-sv": ([-1.744815017260, 0.009094679658], 0.27309285471, -876.35778530791),
     "ukf3-svp": (

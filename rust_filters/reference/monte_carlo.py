@@ -1,4 +1,4 @@
-"""NumPy Monte Carlo of GBM and Merton jump diffusion (``shared/bench/WORKLOADS.md`` 4-5).
+"""NumPy Monte Carlo of GBM and Merton jump diffusion (``benchmarks/spec/WORKLOADS.md`` 4-5).
 
 The oracle for ``rust_filters.simulate_gbm`` / ``simulate_merton`` in distribution (the
 random streams differ, so the tests compare both with closed forms) and the benchmark's

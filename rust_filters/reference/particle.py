@@ -1,6 +1,6 @@
 """Vectorised NumPy particle filters for the stochastic-volatility model (the reference).
 
-They follow ``shared/bench/WORKLOADS.md`` sections 2 and 3 literally, with ``dt = 1``:
+They follow ``benchmarks/spec/WORKLOADS.md`` sections 2 and 3 literally, with ``dt = 1``:
 
     h_0 ~ N(mu, V0),  V0 = sigma^2 / (1 - phi^2)
     h_t = mu + phi (h_{t-1} - mu) + sigma eta_t

@@ -1,7 +1,7 @@
 """NumPy reference Unscented Kalman Filter (the oracle of the Rust ``UKF``).
 
 Additive-noise UKF with filterpy's algorithm (``UnscentedKalmanFilter`` +
-``MerweScaledSigmaPoints``), as ``shared/bench/WORKLOADS.md`` section 1 states it,
+``MerweScaledSigmaPoints``), as ``benchmarks/spec/WORKLOADS.md`` section 1 states it,
 vectorised over the sigma points::
 
     lambda = alpha^2 (n + kappa) - n
