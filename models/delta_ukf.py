@@ -33,6 +33,7 @@ as it comes.
 
 from __future__ import annotations
 
+import base64
 import functools
 import math
 from collections import deque
@@ -148,6 +149,31 @@ class DeltaUKF:
         """Filter a chain snapshot (a message dict or an object with the same fields)."""
         self._filter_chain(chain)
         self._fresh_chain = True
+
+    def chain_state(self) -> dict[str, Any]:
+        """What the chains have set, as plain data (JSON-able): the smile filter and its
+        chain counters. The rest of the state follows from the bars, so a restart that
+        replays the bars and puts this back before each one rebuilds the member exactly."""
+        return {
+            "ukf": None if self._ukf is None else base64.b64encode(self._ukf.snapshot()).decode(),
+            "last_chain_ns": self._last_chain_ns,
+            "fresh_chain": self._fresh_chain,
+            "chains_seen": self._chains_seen,
+            "synthetic": self._synthetic,
+            "reset_chain": self._reset_chain,
+        }
+
+    def restore_chain_state(self, state: Mapping[str, Any]) -> None:
+        """Put back a :meth:`chain_state` (the filter continues bit-identically)."""
+        from rust_filters import UKF
+
+        raw = state["ukf"]
+        self._ukf = None if raw is None else UKF.restore(base64.b64decode(raw))
+        self._last_chain_ns = state["last_chain_ns"]
+        self._fresh_chain = bool(state["fresh_chain"])
+        self._chains_seen = int(state["chains_seen"])
+        self._synthetic = int(state["synthetic"])
+        self._reset_chain = state["reset_chain"]
 
     def option_signals(self) -> OptionSignals:
         if self._ukf is None or len(self._skews) < 5:

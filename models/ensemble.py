@@ -306,16 +306,51 @@ class ModelEnsemble:
                 continue
             except Exception as exc:
                 self._member_failures[name] = f"chain update failed: {exc}"
-            for parts in self._part_cache.values():
-                parts.pop(name, None)
-        # The chain also moves the jump size and the consensus: recompute those members.
-        for parts in self._part_cache.values():
-            for name in [*self._consensus_fed(), "jump_diffusion_vix"]:
-                parts.pop(name, None)
-        self._refresh_option_signals()
-        self._cache.clear()
+            self._drop_parts(name)
+        self._after_chains()
         if refused:  # after the bookkeeping: another member may have taken the chain
             raise ValueError("chain refused by " + "; ".join(refused))
+
+    def chain_state(self) -> dict[str, Any]:
+        """What option chains have set in the members that read them, as plain data: for
+        each, its :meth:`chain_state`, or the reason a chain disabled it. With the bars,
+        this is all a restart needs to rebuild the ensemble as it was (the stream engine
+        keeps one per bar that had chains)."""
+        out: dict[str, Any] = {}
+        for name, member in self.members.items():
+            state = getattr(member, "chain_state", None)
+            if not callable(state):
+                continue
+            failure = self._member_failures.get(name)
+            out[name] = {"failed": failure} if failure is not None else {"state": state()}
+        return out
+
+    def restore_chain_state(self, states: Mapping[str, Any]) -> None:
+        """Put back a :meth:`chain_state`, as if the same chains had come again."""
+        for name, entry in states.items():
+            member = self.members.get(name)
+            restore = getattr(member, "restore_chain_state", None)
+            if not callable(restore):
+                raise KeyError(f"no member {name!r} reads chains; members: {sorted(self.members)}")
+            if "failed" in entry:
+                self._member_failures[name] = entry["failed"]
+            else:
+                restore(entry["state"])
+                self._member_failures.pop(name, None)
+            self._drop_parts(name)
+        self._after_chains()
+
+    def _drop_parts(self, name: str) -> None:
+        for parts in self._part_cache.values():
+            parts.pop(name, None)
+
+    def _after_chains(self) -> None:
+        """The chain also moves the jump size and the consensus: recompute those members,
+        and read the option factors again."""
+        for name in [*self._consensus_fed(), "jump_diffusion_vix"]:
+            self._drop_parts(name)
+        self._refresh_option_signals()
+        self._cache.clear()
 
     def _refresh_option_signals(self) -> None:
         """Cross-feed: the Delta UKF's smile sets the option factors and the jump size."""

@@ -48,6 +48,7 @@ from stream.alignment import EventTimeAligner, input_order
 from stream.clock import Clock
 from stream.delivery import DeliveryTracker
 from stream.messages import BadMessageError, Kind, OptionChain, Tick, VixUpdate, parse
+from stream.model_journal import ModelJournal, RefitRecord, history_with, replay
 from stream.ranges import RangeTemplate
 from stream.refit import RefitScheduler
 from stream.symbol_state import NS, ImplausibleTickError, OutOfOrderError, SymbolState
@@ -56,8 +57,17 @@ log = logging.getLogger(__name__)
 
 DLQ_PAYLOAD_LIMIT = 10_240  # bytes of the original payload kept in a dead letter
 # 2: the tick filters' state is part of it; 3: as one Rust snapshot; 4: the particle
-# filter's snapshot counts degenerate steps, the symbol state keeps its suspect prices.
-STATE_VERSION = 4
+# filter's snapshot counts degenerate steps, the symbol state keeps its suspect prices;
+# 5: the model journal (chain states, refits), so a restore rebuilds the members exactly.
+STATE_VERSION = 5
+# Versions this build restores: a 4 has no journal (its bars are replayed alone, as then).
+READABLE_STATE_VERSIONS = (4, 5)
+_NO_JOURNAL: dict[str, Any] = {
+    "chains": [],
+    "refits": [],
+    "refit_timer_ns": None,
+    "refit_in_flight": None,
+}
 YIELD_EVERY = 64  # records processed between two yields to the event loop
 _Item = tuple[InRecord, Any, int]  # (record, event or BadMessageError, its clock time)
 
@@ -116,6 +126,7 @@ class SymbolRuntime:
     key: bytes = b""  # the symbol as the Kafka key
     filter_counts: tuple[int, int] = (0, 0)  # the tick filters' (resets, rejected) so far
     last_tick: Tick | None = None  # the last accepted tick, to refuse its duplicate
+    journal: ModelJournal = field(default_factory=ModelJournal)  # chains, refits: restores
     # (bar index, horizon, low, high) forecast at each bar close, to score coverage
     open_forecasts: list[tuple[int, int, float, float]] = field(default_factory=list)
 
@@ -153,7 +164,6 @@ class Engine:
         clock: Clock,
         executor: Executor | None = None,
         websocket: WebSocketFeed | None = None,
-        restore: Mapping[str, Mapping[str, Any]] | None = None,
         input_complete: Callable[[], bool] | None = None,
         commit_interval: float = 0.5,
         batch_size: int = 2000,
@@ -191,9 +201,8 @@ class Engine:
             )  # fmt: skip
         self.vix: float | None = None
         self.last_vix_ts = 0
+        self._executor = executor
         self._skip: dict[TopicPartition, int] = {}
-        if restore:
-            self._restore(restore)
         self._next: dict[TopicPartition, int] = {}  # processed position (next offset)
         self._taken: dict[TopicPartition, int] = {}  # highest offset received, per partition
         self._last_ts: dict[TopicPartition, int] = {}
@@ -469,6 +478,7 @@ class Engine:
             return
         if rt.uses_chains:
             # Members without ``update_chain`` ignore chains: the forecast is unchanged.
+            rt.journal.chain_applied()  # (a refused chain may still have reached another)
             try:
                 rt.ensemble.update_chain(chain)
             except ValueError as exc:  # refused by a member, whose state is unchanged
@@ -551,6 +561,7 @@ class Engine:
         self.stats.bars += 1
         index = len(rt.state.bars) - 1
         self._score_coverage(rt, index, bar)
+        rt.journal.bar_closing(index, rt.ensemble)
         rt.ensemble.update(bar)
         rt.templates = None
         refit = rt.refit
@@ -583,20 +594,7 @@ class Engine:
     def _start_refit(self, rt: SymbolRuntime, now: int) -> None:
         members = rt.ensemble.slow_members()
         bars = rt.state.bars
-        history = rt.history
-        if bars:
-            frame = pd.DataFrame(
-                {
-                    "open": [b.open for b in bars],
-                    "high": [b.high for b in bars],
-                    "low": [b.low for b in bars],
-                    "close": [b.close for b in bars],
-                    "vix": [math.nan if b.vix is None else b.vix for b in bars],
-                },
-                index=pd.DatetimeIndex([b.ts for b in bars], name=history.index.name),
-            )
-            history = pd.concat([history, frame[frame.index > history.index[-1]]])
-        rt.refit.start(now, members, history, len(bars))
+        rt.refit.start(now, members, history_with(rt.history, bars), len(bars))
         if members:
             self.stats.refits_started += 1
 
@@ -608,7 +606,11 @@ class Engine:
                 "refit of %s kept the last good fit for: %s", rt.state.symbol, outcome.failures
             )
         if outcome.fitted:
-            rt.ensemble.install_members(outcome.fitted, rt.state.bars[outcome.start_bar :])
+            bars = rt.state.bars
+            rt.ensemble.install_members(outcome.fitted, bars[outcome.start_bar :])
+            rt.journal.refits.append(
+                RefitRecord(outcome.start_bar, len(bars), tuple(outcome.fitted))
+            )
             self.stats.refits_installed += 1
         rt.templates = None
 
@@ -660,6 +662,7 @@ class Engine:
                     "last_vix_ts": self.last_vix_ts,
                     "state": rt.state.snapshot(),
                     "filters": rt.filters.snapshot(),
+                    "journal": rt.journal.snapshot(len(rt.state.bars), rt.ensemble, rt.refit),
                 }
             )
             for symbol, rt in self.symbols.items()
@@ -692,13 +695,16 @@ class Engine:
             committed.update(done)
             self.stats.commits += 1
 
-    def _restore(self, restore: Mapping[str, Mapping[str, Any]]) -> None:
+    async def restore(self, restore: Mapping[str, Mapping[str, Any]]) -> None:
+        """Go on from the last checkpoint of each symbol: its state, its tick filters, and
+        its models rebuilt from the bars and the journal (refits in it are fitted again,
+        in the executor); the inputs it reflects are skipped when they come again."""
         skip: dict[TopicPartition, int] = {}
         for symbol, data in restore.items():
             rt = self.symbols.get(symbol)
             if rt is None:
                 continue
-            if data.get("v") != STATE_VERSION:
+            if data.get("v") not in READABLE_STATE_VERSIONS:
                 # Another build's checkpoint: its snapshots may not read. The symbol starts
                 # from its warm-up, but keeps counting seq from the checkpoint's (plain
                 # JSON): restarted at 1, new ranges would look like repeats of old ones to
@@ -716,10 +722,7 @@ class Engine:
             rt.state.restore(dict(data["state"]))
             rt.filters = TickFilters.restore(dict(data["filters"]))
             rt.filter_counts = (rt.filters.core.resets, rt.filters.core.rejected)
-            last = rt.history.index[-1]
-            for bar in rt.state.bars:
-                if bar.ts > last:
-                    rt.ensemble.update(bar)
+            await self._rebuild_models(rt, data.get("journal", _NO_JOURNAL))
             if data["last_vix_ts"] >= self.last_vix_ts:
                 self.vix, self.last_vix_ts = data["vix"], int(data["last_vix_ts"])
             for key, n in data["offsets"].items():
@@ -727,6 +730,22 @@ class Engine:
                 tp = TopicPartition(topic, int(part))
                 skip[tp] = min(skip.get(tp, n), n)
         self._skip = skip
+
+    async def _rebuild_models(self, rt: SymbolRuntime, journal: dict[str, Any]) -> None:
+        last = rt.history.index[-1]
+        bars = rt.state.bars
+        after = [bar for bar in bars if bar.ts > last]
+        if len(after) < len(bars):
+            # The warm-up history now reaches into the checkpoint's bars (more data than
+            # at the last start): the journal's positions do not apply; the bars after
+            # the history are replayed alone.
+            log.warning(
+                "%s: the warm-up history ends %s, after %d of the checkpoint's bars: the "
+                "chain states and refits since are not replayed",
+                rt.state.symbol, last.date(), len(bars) - len(after),
+            )  # fmt: skip
+            journal = _NO_JOURNAL
+        rt.journal = await replay(rt.ensemble, rt.history, after, journal, rt.refit, self._executor)
 
 
 def _tick_filters(symbol: str, ensemble: ModelEnsemble, history: pd.DataFrame) -> TickFilters:

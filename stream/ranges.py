@@ -16,10 +16,10 @@ order (replays are byte-identical)::
 * ``ts`` — event time (integer epoch nanoseconds, UTC) of the tick that produced the
   range; never the wall clock, so a replay gives the same messages.
 * ``seq`` — per-symbol sequence number, 1, 2, 3, ... without gaps across horizons and
-  restarts; a range seen twice (at-least-once redelivery) carries the same ``seq``. Its
-  numbers can differ slightly the second time (a restore does not bring back the Delta
-  UKF's chain state, so its part moves by up to about 3e-4 relative): keep the last
-  delivery of a ``seq``.
+  restarts; a range seen twice (at-least-once redelivery) carries the same ``seq`` and,
+  in replay, the same bytes. Live, its numbers can differ the second time if a refit
+  (timed by the wall clock) was installed between the checkpoint and the crash: keep the
+  last delivery of a ``seq``.
 * ``horizon`` — trading days ahead (integer >= 1); one message per configured horizon.
 * ``confidence`` — probability of the central interval, in (0, 1).
 * ``low`` / ``high`` — the central interval for the price at the horizon

@@ -165,6 +165,26 @@ class RefitScheduler:
         self.installed += 1
         return RefitOutcome(self._job_bar, fitted, dict(self.failures))
 
+    @property
+    def timer_ns(self) -> int | None:
+        """When the last refit began (None: the timer has not started)."""
+        return self._last_start
+
+    @property
+    def in_flight_start(self) -> int | None:
+        """The refit in flight's bar count (as given to :meth:`start`), or None."""
+        return self._job_bar if self._job is not None else None
+
+    def resume(self, timer_ns: int | None, start_bar: int | None, outcome: bytes | None) -> None:
+        """Go on from a checkpoint: the timer as it was and, if a refit was in flight
+        then, its outcome (fitted again on restore), to install as that refit."""
+        self._last_start = timer_ns
+        if start_bar is None or outcome is None:
+            return
+        job: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        job.set_result(outcome)
+        self._job, self._job_bar = job, start_bar
+
     def cancel(self) -> None:
         if self._job is not None:
             self._job.cancel()

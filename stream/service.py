@@ -204,10 +204,12 @@ class StreamService:
         self.engine = Engine(
             self.config, self.source, self.sink, ensembles,
             clock=self.clock, executor=self.executor, websocket=self.websocket,
-            restore=restore, input_complete=self.input_complete,
+            input_complete=self.input_complete,
             commit_interval=self.commit_interval, batch_size=self.batch_size,
             on_range=self.on_range,
         )  # fmt: skip
+        if restore:
+            await self.engine.restore(restore)
         if self._stop_requested:
             self.engine.request_stop()
         enter_hot_path()

@@ -206,3 +206,29 @@ def test_a_smile_without_a_fixed_point_fails_the_range_instead_of_overflowing(
     r = model.forecast(5)
     assert r.status.state is Status.FAILED and not r.usable
     assert r.status.reason.startswith("the filtered smile gives no finite range (level ")
+
+
+def test_chain_state_put_back_continues_as_the_chains_would() -> None:
+    """A restart rebuilds the member from the bars, which alone give synthetic chains:
+    the chain state taken after real chains, put back into a member fitted on the same
+    history, continues exactly as the member that saw the chains (as plain JSON)."""
+    history = _history(np.full(60, 19.0))
+    live, rebuilt = DeltaUKF(), DeltaUKF()
+    live.fit(history)
+    rebuilt.fit(history)
+    date = history.index[-1] + pd.offsets.BDay()
+    for hour, skew_bar in ((11, 0.30), (14, 0.25)):
+        ts = int((date + pd.Timedelta(hours=hour)).tz_localize("America/New_York").value)
+        smile = SmileModel(skew_bar=skew_bar)
+        live.update_chain(generate_chain("SPX", ts, 100.0, 22.0, seed=hour, model=smile))
+    state = orjson.loads(orjson.dumps(live.chain_state()))
+    assert state["fresh_chain"] and state["ukf"] is not None
+    assert rebuilt.forecast(5) != live.forecast(5)  # the chains moved the range
+    rebuilt.restore_chain_state(state)
+    assert rebuilt.forecast(5) == live.forecast(5)
+    assert rebuilt.option_signals() == live.option_signals()
+    bar = Bar(date, 100.0, 101.0, 99.0, 100.5, 22.0)
+    live.update(bar)
+    rebuilt.update(bar)
+    assert rebuilt.forecast(5) == live.forecast(5)
+    assert rebuilt.chain_state() == live.chain_state()

@@ -605,7 +605,7 @@ async def test_a_checkpoint_of_another_state_version_is_ignored_and_logged(
     with caplog.at_level("WARNING", logger="stream.engine"):
         await service.start()
         await service.run()
-    assert "SPX: checkpoint of state version 3 ignored (this build writes 4) except its seq 41" in (
+    assert "SPX: checkpoint of state version 3 ignored (this build writes 5) except its seq 41" in (
         caplog.text
     )
     seqs = [orjson.loads(v)["seq"] for _, v in bus.topic("markov.ranges")]
