@@ -121,6 +121,7 @@ async def replay(
     for i, bar in enumerate(bars):
         ensemble.update(bar)
         await at_position(i + 1)
+        await asyncio.sleep(0)  # a long replay leaves the loop to the consumer's heartbeats
     if journal.chains.pop(len(bars), None) is not None:
         journal.chains_pending = True  # chains since the last close: kept at the next
     outcome = None if in_flight is None else fitted.pop(in_flight)
