@@ -17,6 +17,7 @@ happened at the position that close opened.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import pickle
 from collections.abc import Sequence
@@ -29,6 +30,8 @@ import pandas as pd
 from models.base import Bar
 from models.ensemble import ModelEnsemble
 from stream.refit import RefitScheduler, fit_pickled
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,10 @@ async def replay(
     in_flight: int | None = data["refit_in_flight"]
     starts = {r.start for r in journal.refits} | ({in_flight} if in_flight is not None else set())
     fitted: dict[int, bytes] = {}  # start position -> the refit's outcome, as a live one
+    readers = {n for n, m in ensemble.members.items() if hasattr(m, "restore_chain_state")}
+    gone = {n for state in journal.chains.values() for n in state} - readers
+    if gone:  # the config changed since the checkpoint: the rest is still put back
+        log.warning("chain state of %s not restored: no such member now", ", ".join(sorted(gone)))
 
     async def at_position(p: int) -> None:
         for record in journal.refits:
@@ -115,7 +122,7 @@ async def replay(
             fitted[p] = await loop.run_in_executor(executor, fit_pickled, payload)
         state = journal.chains.get(p)
         if state is not None:
-            ensemble.restore_chain_state(state)
+            ensemble.restore_chain_state({n: s for n, s in state.items() if n in readers})
 
     await at_position(0)
     for i, bar in enumerate(bars):

@@ -126,3 +126,46 @@ async def test_a_checkpoint_of_the_last_version_without_a_journal_still_restores
     assert second.engine.stats.skipped_restored > 0  # type: ignore[union-attr]
     seen = by_seq(bus.topic("markov.ranges"))
     assert [seen[i + 1] for i in range(len(expected))] == expected
+
+
+async def test_a_restart_with_a_member_removed_from_the_config_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The journal names a member the restarted service no longer has (the config changed
+    in between): its chain states are skipped with one warning, the rest is put back."""
+    records = feed_days(DAYS)
+    config = make_config(REFIT_DAILY)
+    bus = bus_with(encoded(config, records))
+    total = 0
+
+    def crash(symbol: str, seq: int, message: bytes) -> None:
+        nonlocal total
+        total = seq
+        if seq == 3000:
+            first.abort()
+
+    first = embedded_service(
+        config, bus, factory=chains_and_refits, commit_interval=0.0, batch_size=300,
+        on_range=crash,
+    )  # fmt: skip
+    await first.start()
+    with pytest.raises(asyncio.CancelledError):
+        await first.run()
+    journal = orjson.loads(bus.topic("markov.state")[-1][1])["journal"]
+    assert journal["chains"] and journal["refits"]
+
+    def without_chains(config: MarkovConfig, symbol: str) -> ModelEnsemble:
+        members: dict[str, ForecastModel] = {
+            "vix_normal": VixImpliedNormal(),
+            "arima": SlowArima(0.0),
+        }
+        return ModelEnsemble(config, members, burn_in=100)
+
+    second = embedded_service(config, bus, factory=without_chains)
+    with caplog.at_level("WARNING", logger="stream.model_journal"):
+        await second.start()
+    assert "chain state of delta_ukf not restored: no such member now" in caplog.text
+    await second.run()
+    # Other members, other numbers: only the sequence goes on, without a gap.
+    seqs = sorted({orjson.loads(v)["seq"] for _, v in bus.topic("markov.ranges")})
+    assert seqs == list(range(1, seqs[-1] + 1)) and seqs[-1] > total
