@@ -13,10 +13,10 @@ use std::time::Instant;
 use rust_filters::particle::{FilterConfig, Model, ParticleFilter, Proposal, SvModel};
 use rust_filters::ukf::{SigmaParams, StochVol, StochVolPrice, Ukf, UkfModel};
 
-/// Rows `t,h,y,r,p` of the workload data (`shared/` beside the repository) as `[y, r, p]`.
+/// Rows `t,h,y,r,p` of the workload data (vendored in `benchmarks/spec/data`) as `[y, r, p]`.
 fn workload_data() -> Vec<[f64; 3]> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/bench/data/sv_T1000_seed20240601.csv");
+        .join("../benchmarks/spec/data/sv_T1000_seed20240601.csv");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()

@@ -1,6 +1,6 @@
 //! Particle filters for scalar state-space models: the bootstrap filter (Gordon, Salmond
 //! & Smith 1993) and the extended-Kalman particle filter, EKPF (van der Merwe, Doucet,
-//! de Freitas & Wan 2000), as defined in `shared/bench/WORKLOADS.md` sections 2 and 3.
+//! de Freitas & Wan 2000), as defined in `benchmarks/spec/WORKLOADS.md` sections 2 and 3.
 //!
 //! * [`model`]: the state-space-model trait, the stochastic-volatility model and a
 //!   linear-Gaussian model (the one with an exact Kalman answer), Δt-aware.

@@ -8,10 +8,10 @@ use super::model::{Observation, StateSpaceModel, LN_2PI};
 use super::*;
 use crate::rng;
 
-/// `y` of the workload's SV data (`shared/bench/data`, beside the repository).
+/// `y` of the workload's SV data (vendored in `benchmarks/spec/data`).
 fn sv_data() -> Vec<f64> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/bench/data/sv_T1000_seed20240601.csv");
+        .join("../benchmarks/spec/data/sv_T1000_seed20240601.csv");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()

@@ -6,7 +6,7 @@
 //! [`Smile`] (implied-volatility smile of an option chain, variable measurement size).
 //!
 //! Algorithm: filterpy 2.0.0 `UnscentedKalmanFilter` + `MerweScaledSigmaPoints`, as
-//! `shared/bench/WORKLOADS.md` states it, with the time step `dt` passed to the model.
+//! `benchmarks/spec/WORKLOADS.md` states it, with the time step `dt` passed to the model.
 
 // Index loops mirror the matrix formulas (P_ab, W_ak); iterator chains would hide them.
 #![allow(clippy::needless_range_loop)]

@@ -1,4 +1,4 @@
-//! The two stochastic-volatility models of `shared/bench/WORKLOADS.md` (ukf2-sv, ukf3-svp).
+//! The two stochastic-volatility models of `benchmarks/spec/WORKLOADS.md` (ukf2-sv, ukf3-svp).
 //!
 //! Log-variance `h` of the daily return in percent follows a Gaussian AR(1)
 //! (Pitt & Shephard 1999), written in continuous time as an Ornstein-Uhlenbeck process so

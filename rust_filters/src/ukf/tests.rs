@@ -3,10 +3,10 @@
 use super::*;
 use std::path::PathBuf;
 
-/// The shared workload data: `t,h,y,r,p` rows (the repo is cloned beside `shared/`).
+/// The workload data: `t,h,y,r,p` rows (vendored in `benchmarks/spec/data`).
 fn workload_data() -> Vec<[f64; 4]> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/bench/data/sv_T1000_seed20240601.csv");
+        .join("../benchmarks/spec/data/sv_T1000_seed20240601.csv");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .skip(1)
