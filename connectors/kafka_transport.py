@@ -9,6 +9,7 @@ acknowledged by the broker. The sink is an idempotent producer with ``acks="all"
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -22,6 +23,8 @@ from aiokafka.structs import TopicPartition as KafkaTP
 from connectors.transport import InRecord, TopicPartition, topic_partition
 
 RevokeHandler = Callable[[frozenset[TopicPartition]], Awaitable[None]]
+
+log = logging.getLogger(__name__)
 
 
 class BrokerUnavailableError(ConnectionError):
@@ -46,7 +49,7 @@ class _Revocations(ConsumerRebalanceListener):
             self._source._next.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        return None
+        self._source.check_assignment({(tp.topic, tp.partition) for tp in assigned})
 
 
 class KafkaSource:
@@ -81,6 +84,33 @@ class KafkaSource:
             fetch_max_wait_ms=fetch_max_wait_ms,
         )
         self._next: dict[TopicPartition, int] = {}
+        self._group = group_id
+        self.partial_assignment = False  # another member of the group holds some inputs
+
+    def check_assignment(self, assigned: set[tuple[str, int]]) -> None:
+        """Say so when the group gave this member only part of the input partitions.
+
+        One service per consumer group (README, known limits): every symbol needs the VIX
+        partition and there is no state hand-over yet, so a second member silently takes
+        inputs away (aiokafka's round-robin assignor deals out partitions of all topics).
+        """
+        known = {
+            (topic, p)
+            for topic in self._topics
+            for p in self._consumer.partitions_for_topic(topic) or ()
+        }
+        missing = sorted(known - assigned)
+        if missing:
+            names = ", ".join(f"{t}/{p}" for t, p in missing)
+            log.warning(
+                "consumer group %r: this service holds %d of the %d input partitions "
+                "(another member has %s): markov runs one service per consumer group, "
+                "and until they come back those inputs do not reach its ranges",
+                self._group, len(known) - len(missing), len(known), names,
+            )  # fmt: skip
+        elif self.partial_assignment:
+            log.warning("consumer group %r: every input partition is back", self._group)
+        self.partial_assignment = bool(missing)
 
     async def start(self) -> None:
         try:

@@ -223,7 +223,7 @@ async def test_unreachable_broker_fails_fast_with_one_line() -> None:
 
 
 async def test_a_rebalance_that_hands_the_partitions_back_repeats_nothing(
-    kafka_broker: LocalKafka,
+    kafka_broker: LocalKafka, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Another member joins the group and leaves while the service runs: the service's
     partitions are revoked and assigned again, and the consumer resumes from the last
@@ -254,6 +254,14 @@ async def test_a_rebalance_that_hands_the_partitions_back_repeats_nothing(
     while not intruder.assignment():  # the group has rebalanced over both members
         await asyncio.sleep(0.05)
     await intruder.stop()  # ... and rebalances back: the service has every partition again
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "connectors.kafka_transport"]
+
+    for _ in range(600):  # (its next heartbeat learns of the rebalance: up to 3 s)
+        if said() and said()[-1].endswith("every input partition is back"):
+            break
+        await asyncio.sleep(0.05)
     stats = engine.stats
     for _ in range(600):  # the repeated records arrive (recognised, or dead-lettered)
         if stats.redelivered or stats.total_dead_letters:
@@ -265,6 +273,10 @@ async def test_a_rebalance_that_hands_the_partitions_back_repeats_nothing(
 
     assert stats.total_dead_letters == 0, stats.dead_letters
     assert stats.redelivered > 0  # the rebalance did repeat records
+    # While the intruder held some inputs, the service said so, and again when it left.
+    partial = f"consumer group '{config.stream.kafka.group_id}': this service holds "
+    assert any(m.startswith(partial) and "of the 3 input partitions" in m for m in said())
+    assert said()[-1].endswith("every input partition is back"), said()
     assert stats.ranges == expected
     ranges = await read_topic(kafka_broker, f"{prefix}.ranges")
     assert [orjson.loads(v)["seq"] for _, v in ranges] == list(range(1, expected + 1))
