@@ -63,8 +63,6 @@ class DeliveryTracker:
         """Processed records whose outputs are not yet all acknowledged."""
         return sum(len(q) for q in self._pending.values())
 
-    async def wait_all(self) -> None:
-        """Wait for every registered acknowledgement (used at shutdown)."""
-        acks = [a for q in self._pending.values() for _, lst in q for a in lst]
-        if acks:
-            await asyncio.gather(*acks, return_exceptions=True)
+    def outstanding(self) -> list[asyncio.Future[None]]:
+        """The acknowledgements not yet received, of every output registered so far."""
+        return [a for q in self._pending.values() for _, acks in q for a in acks if not a.done()]

@@ -70,6 +70,8 @@ _NO_JOURNAL: dict[str, Any] = {
 }
 YIELD_EVERY = 64  # records processed between two yields to the event loop
 _Item = tuple[InRecord, Any, int]  # (record, event or BadMessageError, its clock time)
+# (input offsets, each symbol's state message, the acknowledgements they wait for)
+_Checkpoint = tuple[dict[TopicPartition, int], list[bytes], list["asyncio.Future[None]"]]
 
 
 class EngineFailedError(RuntimeError):
@@ -212,9 +214,7 @@ class Engine:
         self._batches: asyncio.Queue[tuple[list[InRecord], dict[TopicPartition, bool]]] = (
             asyncio.Queue(maxsize=8)
         )
-        self._checkpoints: asyncio.Queue[tuple[dict[TopicPartition, int], list[bytes]] | None] = (
-            asyncio.Queue(maxsize=2)
-        )
+        self._checkpoints: asyncio.Queue[_Checkpoint | None] = asyncio.Queue(maxsize=2)
         self._stop = asyncio.Event()
         self._aborted = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -648,8 +648,9 @@ class Engine:
 
     # -- checkpoints and commits ------------------------------------------------------
 
-    def _checkpoint(self) -> tuple[dict[TopicPartition, int], list[bytes]]:
-        """The processed position and every symbol's state at it (a batch boundary)."""
+    def _checkpoint(self) -> _Checkpoint:
+        """The processed position, every symbol's state at it (a batch boundary), and the
+        acknowledgements still outstanding for the outputs before it."""
         offsets = dict(self._next)
         tagged = {f"{tp.topic}/{tp.partition}": n for tp, n in sorted(offsets.items())}
         states = [
@@ -667,7 +668,7 @@ class Engine:
             )
             for symbol, rt in self.symbols.items()
         ]
-        return offsets, states
+        return offsets, states, self.tracker.outstanding()
 
     async def _commit(self) -> None:
         committed: dict[TopicPartition, int] = {}
@@ -676,11 +677,12 @@ class Engine:
             if item is None:
                 await self.sink.flush()
                 return
-            offsets, states = item
-            # ready() first drops what is already acknowledged (cheap); then wait for the
-            # rest. It raises if an output was not delivered: nothing is committed then.
-            self.tracker.ready()
-            await self.tracker.wait_all()
+            offsets, states, acks = item
+            # Wait for the outputs before the checkpoint only: waiting for every output so
+            # far, those produced since included, let a full-speed stream's checkpoint
+            # trail its output by seconds (more to re-publish after a crash). ready()
+            # raises if an output was not delivered: nothing is committed then.
+            await asyncio.gather(*acks, return_exceptions=True)
             self.tracker.ready()
             changed = {tp: n for tp, n in offsets.items() if committed.get(tp) != n}
             if not changed:

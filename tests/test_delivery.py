@@ -42,3 +42,21 @@ async def test_a_failed_acknowledgement_stops_commits() -> None:
     tracker.processed(TP, 0, [failed])
     with pytest.raises(RuntimeError, match="broker said no"):
         tracker.ready()
+
+
+async def test_a_checkpoint_waits_only_for_the_outputs_before_it() -> None:
+    # The commit task waited for every acknowledgement outstanding when it ran, those of
+    # outputs produced after the checkpoint too: at full speed, commits trailed by seconds.
+    loop = asyncio.get_running_loop()
+    tracker = DeliveryTracker()
+    before, acked, after = (loop.create_future() for _ in range(3))
+    acked.set_result(None)
+    tracker.processed(TP, 1, [before])
+    tracker.processed(TP, 2, [acked])
+    checkpoint = tracker.outstanding()
+    assert checkpoint == [before]  # the acknowledged one is not waited for
+    tracker.processed(TP, 3, [after])  # produced after the checkpoint, still in flight
+    before.set_result(None)
+    await asyncio.wait_for(asyncio.gather(*checkpoint), 1.0)
+    assert tracker.ready() == {TP: 3}  # committable up to the checkpoint, not past it
+    assert tracker.outstanding() == [after]
