@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 from connectors.transport import TopicPartition
 
 T = TypeVar("T")
-CaughtUp = Callable[[TopicPartition], bool]
+CaughtUp = Callable[[TopicPartition], bool]  # has everything written so far been read?
 
 
 def input_order(
@@ -67,9 +67,7 @@ class EventTimeAligner(Generic[T]):
     def __len__(self) -> int:
         return sum(len(q) for q in self._queues.values())
 
-    def release(
-        self, caught_up: Callable[[TopicPartition], bool]
-    ) -> list[tuple[TopicPartition, int, T]]:
+    def release(self, caught_up: CaughtUp) -> list[tuple[TopicPartition, int, T]]:
         """Everything that can be released now, as (partition, offset, item), in order.
 
         The head with the smallest (time, rank) is safe when no other partition is both
