@@ -21,6 +21,7 @@ from test_stream_support import (
 )
 
 from config.schema import MarkovConfig
+from connectors.embedded_bus import EmbeddedBus
 from models.base import ForecastModel
 from models.baselines import VixImpliedNormal
 from models.delta_ukf import DeltaUKF
@@ -54,9 +55,25 @@ def by_seq(messages: list[tuple[bytes | None, bytes]]) -> dict[int, bytes]:
     return out
 
 
-@pytest.mark.parametrize("crash_at", [0.6, 0.9])
+async def crash_at(config: MarkovConfig, bus: EmbeddedBus, seq: int, **kwargs: Any) -> None:
+    """Run a service on ``bus`` that stops abruptly (a crash) once it has published range
+    ``seq``: what it processed since its last checkpoint is left uncommitted."""
+
+    def crash(symbol: str, published: int, message: bytes) -> None:
+        if published == seq:
+            service.abort()
+
+    service = embedded_service(
+        config, bus, commit_interval=0.0, batch_size=300, on_range=crash, **kwargs
+    )
+    await service.start()
+    with pytest.raises(asyncio.CancelledError):
+        await service.run()
+
+
+@pytest.mark.parametrize("at", [0.6, 0.9])
 async def test_a_restart_after_chains_and_refits_repeats_the_uninterrupted_ranges(
-    crash_at: float,
+    at: float,
 ) -> None:
     records = feed_days(DAYS)
     config = make_config(REFIT_DAILY)
@@ -67,19 +84,7 @@ async def test_a_restart_after_chains_and_refits_repeats_the_uninterrupted_range
     assert sum(1 for r in records if r.topic == "markov.options") > 50
 
     bus = bus_with(encoded(config, records))
-    crash_seq = int(len(expected) * crash_at)
-
-    def crash(symbol: str, seq: int, message: bytes) -> None:
-        if seq == crash_seq:
-            first.abort()  # processed since the last checkpoint, not committed
-
-    first = embedded_service(
-        config, bus, factory=chains_and_refits, commit_interval=0.0, batch_size=300,
-        on_range=crash,
-    )  # fmt: skip
-    await first.start()
-    with pytest.raises(asyncio.CancelledError):
-        await first.run()
+    await crash_at(config, bus, int(len(expected) * at), factory=chains_and_refits)
     states = [orjson.loads(v) for _, v in bus.topic("markov.state")]
     journal: dict[str, Any] = states[-1]["journal"]
     assert states[-1]["v"] == STATE_VERSION
@@ -106,15 +111,7 @@ async def test_a_checkpoint_of_the_last_version_without_a_journal_still_restores
     expected = [v for _, v in reference.topic("markov.ranges")]
 
     bus = bus_with(encoded(config, records))
-
-    def crash(symbol: str, seq: int, message: bytes) -> None:
-        if seq == len(expected) * 3 // 4:
-            first.abort()
-
-    first = embedded_service(config, bus, commit_interval=0.0, batch_size=300, on_range=crash)
-    await first.start()
-    with pytest.raises(asyncio.CancelledError):
-        await first.run()
+    await crash_at(config, bus, len(expected) * 3 // 4)
     last = orjson.loads(bus.topic("markov.state")[-1][1])
     assert last["state"]["bars"]  # bars to replay
     del last["journal"]
@@ -136,21 +133,7 @@ async def test_a_restart_with_a_member_removed_from_the_config_goes_on(
     records = feed_days(DAYS)
     config = make_config(REFIT_DAILY)
     bus = bus_with(encoded(config, records))
-    total = 0
-
-    def crash(symbol: str, seq: int, message: bytes) -> None:
-        nonlocal total
-        total = seq
-        if seq == 3000:
-            first.abort()
-
-    first = embedded_service(
-        config, bus, factory=chains_and_refits, commit_interval=0.0, batch_size=300,
-        on_range=crash,
-    )  # fmt: skip
-    await first.start()
-    with pytest.raises(asyncio.CancelledError):
-        await first.run()
+    await crash_at(config, bus, 3000, factory=chains_and_refits)
     journal = orjson.loads(bus.topic("markov.state")[-1][1])["journal"]
     assert journal["chains"] and journal["refits"]
 
@@ -168,4 +151,4 @@ async def test_a_restart_with_a_member_removed_from_the_config_goes_on(
     await second.run()
     # Other members, other numbers: only the sequence goes on, without a gap.
     seqs = sorted({orjson.loads(v)["seq"] for _, v in bus.topic("markov.ranges")})
-    assert seqs == list(range(1, seqs[-1] + 1)) and seqs[-1] > total
+    assert seqs == list(range(1, seqs[-1] + 1)) and seqs[-1] > 3000
