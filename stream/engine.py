@@ -411,6 +411,11 @@ class Engine:
                 # The embedded sink never suspends: yield so that WebSocket writers, the
                 # commit task and timers run during a long batch.
                 await asyncio.sleep(0)
+                if time.monotonic() >= self._next_checkpoint:
+                    # Between two records is a checkpoint too: the aligner can release a
+                    # whole backlog at once (when its slowest partition catches up), and a
+                    # service catching up went that long without a commit.
+                    await self._put_checkpoint()
             advance(ts)
             events[record.topic] += 1
             if type(item) is Tick:  # the common case, without the dispatch below
@@ -624,8 +629,11 @@ class Engine:
                 if rt.refit.due(now):
                     self._start_refit(rt, now)
         if time.monotonic() >= self._next_checkpoint:
-            self._next_checkpoint = time.monotonic() + self.commit_interval
-            await self._checkpoints.put(self._checkpoint())
+            await self._put_checkpoint()
+
+    async def _put_checkpoint(self) -> None:
+        self._next_checkpoint = time.monotonic() + self.commit_interval
+        await self._checkpoints.put(self._checkpoint())
 
     def _unknown(self, symbol: str) -> str:
         return f"unknown symbol {symbol!r}; this service serves {', '.join(self.symbols)}"

@@ -13,6 +13,7 @@ import pytest
 from test_stream_support import (
     SlowArima,
     bus_with,
+    chains_and_refits,
     embedded_service,
     encoded,
     feed_days,
@@ -24,7 +25,6 @@ from config.schema import MarkovConfig
 from connectors.embedded_bus import EmbeddedBus
 from models.base import ForecastModel
 from models.baselines import VixImpliedNormal
-from models.delta_ukf import DeltaUKF
 from models.ensemble import ModelEnsemble
 from stream.engine import STATE_VERSION
 
@@ -33,17 +33,6 @@ DAYS = 6
 # from the second on every close installs the refit begun at the one before and begins
 # the next, so a crash always leaves installed refits and one in flight behind it.
 REFIT_DAILY = "stream.refit_interval_seconds=86400"
-
-
-def chains_and_refits(config: MarkovConfig, symbol: str) -> ModelEnsemble:
-    """A member that reads chains, a slow member refitted on the timer, a baseline."""
-    members: dict[str, ForecastModel] = {
-        "vix_normal": VixImpliedNormal(),
-        "delta_ukf": DeltaUKF(),
-        "arima": SlowArima(0.0),
-    }
-    weights = {"vix_normal": 1.0, "delta_ukf": 1.0, "arima": 1.0}
-    return ModelEnsemble(config, members, base_weights=weights, burn_in=100)
 
 
 def by_seq(messages: list[tuple[bytes | None, bytes]]) -> dict[int, bytes]:

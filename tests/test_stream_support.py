@@ -23,6 +23,7 @@ from connectors.feed_file import FeedRecord, FeedWriter, read_feed
 from connectors.kafka_broker import LocalKafka
 from models.base import FitResult, ForecastModel
 from models.baselines import EwmaNormal, VixImpliedNormal
+from models.delta_ukf import DeltaUKF
 from models.ensemble import ModelEnsemble
 from stream.clock import Clock, EventClock
 from stream.feeds import BUNDLED_FEED
@@ -110,6 +111,17 @@ def with_slow_member(seconds: float = 1.0, fail: bool = False) -> Callable[..., 
         )
 
     return factory
+
+
+def chains_and_refits(config: MarkovConfig, symbol: str) -> ModelEnsemble:
+    """A member that reads chains, a slow member refitted on the timer, a baseline."""
+    members: dict[str, ForecastModel] = {
+        "vix_normal": VixImpliedNormal(),
+        "delta_ukf": DeltaUKF(),
+        "arima": SlowArima(0.0),
+    }
+    weights = {"vix_normal": 1.0, "delta_ukf": 1.0, "arima": 1.0}
+    return ModelEnsemble(config, members, base_weights=weights, burn_in=100)
 
 
 def encoded(config: MarkovConfig, records: Sequence[FeedRecord]) -> list[tuple[str, bytes, bytes]]:
