@@ -40,7 +40,9 @@ of its distance from the median) and would cost a full simulation per chain for 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,11 +65,12 @@ _MU_J_TOLERANCE = 0.05  # in units of σ_J: a crash-size change below this keeps
 
 @dataclass(frozen=True)
 class _Simulated:
-    """One origin's simulation and the inputs it was run with."""
+    """One origin's simulation and the inputs it was run with (range None: put back by
+    :meth:`JumpDiffusionVIX.restore_chain_state`, simulated again when first needed)."""
 
     variance: float
     mu_j: float
-    range: PriceRange
+    range: PriceRange | None
 
 
 class JumpDiffusionVIX:
@@ -173,8 +176,6 @@ class JumpDiffusionVIX:
         n_paths = self.n_paths if num_simulations is None else num_simulations
         if isinstance(n_paths, bool) or not isinstance(n_paths, int) or n_paths < 100:
             raise ValueError(f"num_simulations must be an integer >= 100, got {num_simulations!r}")
-        from rust_filters import simulate_merton
-
         anchor = float(self._history["close"].iloc[-1])
         h_fit = min(self._fits, key=lambda k: (abs(k[0] - steps), not k[1]))[0]
         i = len(self._history) - 1
@@ -193,18 +194,17 @@ class JumpDiffusionVIX:
         if self._consensus is not None and self.consensus_weight > 0:
             w = self.consensus_weight  # geometric blend of the two daily variances
             variance = math.exp((1 - w) * math.log(variance) + w * 2 * math.log(self._consensus))
-        jump_var = self.lam * (self.mu_j**2 + self.sigma_j**2)
-        diffusion = math.sqrt(max(variance - jump_var, 0.5 * variance))
         mu_j = self.mu_j - self.skew_shift * max(self._skew_z, 0.0) * self.sigma_j
-        # Keep the drift of the unshifted jumps: the skew adds crash risk, it does not
-        # buy it back with a higher drift (which the compensator −λκ would do).
-        kappa = math.exp(self.mu_j + self.sigma_j**2 / 2) - 1
-        kappa_shifted = math.exp(mu_j + self.sigma_j**2 / 2) - 1
-        drift = self.lam * (kappa_shifted - kappa)
         key = (steps, confidence, n_paths)
         memo = self._memo.get(key)
+        if memo is not None and memo.range is None:  # put back by a restore: run it again
+            again = self._simulate(
+                anchor, steps, confidence, n_paths, memo.variance, memo.mu_j, status
+            )
+            memo = self._memo[key] = _Simulated(memo.variance, memo.mu_j, again)
         if (
             memo is not None
+            and memo.range is not None
             and self.resimulate_tolerance > 0
             and memo.range.status == status
             # variance, so twice the tolerance on the volatility
@@ -212,6 +212,37 @@ class JumpDiffusionVIX:
             and abs(mu_j - memo.mu_j) <= _MU_J_TOLERANCE * self.sigma_j
         ):
             return memo.range
+        rng = self._simulate(anchor, steps, confidence, n_paths, variance, mu_j, status)
+        self._memo[key] = _Simulated(variance, mu_j, rng)
+        return rng
+
+    def chain_state(self) -> dict[str, Any]:
+        """The inputs of the simulations this origin's forecasts reuse, as plain data.
+        Chains move those inputs (the skew, the consensus) within the tolerance without a
+        new simulation, so which paths a forecast reuses depends on the forecasts since
+        the bar: a restart puts the inputs back and simulates them again when needed."""
+        return {"memo": [[*key, m.variance, m.mu_j] for key, m in self._memo.items()]}
+
+    def restore_chain_state(self, state: Mapping[str, Any]) -> None:
+        self._memo = {
+            (int(s), float(c), int(n)): _Simulated(float(v), float(mu), None)
+            for s, c, n, v, mu in state["memo"]
+        }
+
+    def _simulate(
+        self, anchor: float, steps: int, confidence: float, n_paths: int, variance: float,
+        mu_j: float, status: ModelStatus,
+    ) -> PriceRange:  # fmt: skip
+        """The simulated range for a daily variance and a (skew-shifted) jump mean."""
+        from rust_filters import simulate_merton
+
+        jump_var = self.lam * (self.mu_j**2 + self.sigma_j**2)
+        diffusion = math.sqrt(max(variance - jump_var, 0.5 * variance))
+        # Keep the drift of the unshifted jumps: the skew adds crash risk, it does not
+        # buy it back with a higher drift (which the compensator −λκ would do).
+        kappa = math.exp(self.mu_j + self.sigma_j**2 / 2) - 1
+        kappa_shifted = math.exp(mu_j + self.sigma_j**2 / 2) - 1
+        drift = self.lam * (kappa_shifted - kappa)
         alpha = 1.0 - confidence
         sim = simulate_merton(
             anchor, drift, diffusion, self.lam, mu_j, self.sigma_j, n_paths, steps,
@@ -219,13 +250,11 @@ class JumpDiffusionVIX:
             threads=self.threads, bridge=True, path_confidence=confidence,
         )  # fmt: skip
         low, center, high = (float(v) for v in sim.terminal)
-        rng = PriceRange(
+        return PriceRange(
             self.name, steps, confidence, anchor, low, high, center,
             path_low=sim.path_low, path_high=sim.path_high,
             quantiles={alpha / 2: low, 0.5: center, 1 - alpha / 2: high}, status=status,
         )  # fmt: skip
-        self._memo[key] = _Simulated(variance, mu_j, rng)
-        return rng
 
     # -- internals --------------------------------------------------------------------
 

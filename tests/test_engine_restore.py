@@ -136,7 +136,9 @@ async def test_a_restart_with_a_member_removed_from_the_config_goes_on(
     second = embedded_service(config, bus, factory=without_chains)
     with caplog.at_level("WARNING", logger="stream.model_journal"):
         await second.start()
-    assert "chain state of delta_ukf not restored: no such member now" in caplog.text
+    assert "chain state of delta_ukf, jump_diffusion_vix not restored: no such member now" in (
+        caplog.text
+    )
     await second.run()
     # Other members, other numbers: only the sequence goes on, without a gap.
     seqs = sorted({orjson.loads(v)["seq"] for _, v in bus.topic("markov.ranges")})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from simulate import merton_history, one_step_hits, vix_driven_history
@@ -215,3 +216,28 @@ def test_a_short_vix_history_uses_the_configured_coefficient() -> None:
     assert widths[1.0] / widths[0.5] == pytest.approx(2.0, rel=0.15)
     with pytest.raises(ValueError, match="vix_coefficient must be > 0"):
         JumpDiffusionVIX(vix_coefficient=-1.0)
+
+
+def test_a_restored_chain_state_reuses_the_same_simulation() -> None:
+    """Which simulation a forecast reuses depends on the forecasts since the bar (the
+    inputs of the last one run): a restart puts those inputs back, as plain data, and
+    gives the range the member that never stopped gives, not a fresh one at the inputs
+    of the moment."""
+    live, _ = _fitted(consensus_weight=1.0)
+    live.set_consensus_volatility(0.010)
+    live.forecast(1, 0.9)
+    live.set_consensus_volatility(0.010 * 1.004)  # a chain's nudge, within the tolerance
+    reused = live.forecast(1, 0.9)
+    state = orjson.loads(orjson.dumps(live.chain_state()))
+
+    def restarted() -> JumpDiffusionVIX:
+        model, _ = _fitted(consensus_weight=1.0)
+        model.set_consensus_volatility(0.010 * 1.004)
+        return model
+
+    fresh = restarted().forecast(1, 0.9)
+    assert fresh.low != reused.low  # without the state: simulated at today's inputs
+    rebuilt = restarted()
+    rebuilt.restore_chain_state(state)
+    assert rebuilt.forecast(1, 0.9) == reused
+    assert rebuilt.chain_state() == live.chain_state()

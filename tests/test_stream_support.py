@@ -25,6 +25,7 @@ from models.base import FitResult, ForecastModel
 from models.baselines import EwmaNormal, VixImpliedNormal
 from models.delta_ukf import DeltaUKF
 from models.ensemble import ModelEnsemble
+from models.jump_diffusion_vix import JumpDiffusionVIX
 from stream.clock import Clock, EventClock
 from stream.feeds import BUNDLED_FEED
 from stream.messages import parse_ts
@@ -114,13 +115,16 @@ def with_slow_member(seconds: float = 1.0, fail: bool = False) -> Callable[..., 
 
 
 def chains_and_refits(config: MarkovConfig, symbol: str) -> ModelEnsemble:
-    """A member that reads chains, a slow member refitted on the timer, a baseline."""
+    """A member that reads chains, one that follows them through the skew and the
+    consensus (and reuses its simulation while they move little), a slow member refitted
+    on the timer, a baseline."""
     members: dict[str, ForecastModel] = {
         "vix_normal": VixImpliedNormal(),
         "delta_ukf": DeltaUKF(),
+        "jump_diffusion_vix": JumpDiffusionVIX(n_paths=2000),
         "arima": SlowArima(0.0),
     }
-    weights = {"vix_normal": 1.0, "delta_ukf": 1.0, "arima": 1.0}
+    weights = {"vix_normal": 1.0, "delta_ukf": 1.0, "jump_diffusion_vix": 1.0, "arima": 1.0}
     return ModelEnsemble(config, members, base_weights=weights, burn_in=100)
 
 
