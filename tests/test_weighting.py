@@ -131,12 +131,16 @@ def test_unusable_members_get_zero_and_the_rest_renormalise() -> None:
     w = _weights(config, usable=usable)
     assert w["delta_ukf"] == 0.0 and w["ekpf"] == 0.0
     assert w["tgarch"] + w["jump_diffusion_vix"] == pytest.approx(1.0, rel=1e-12)
-    # A failed member's bad skill does not set the scale for the others.
+    # An unusable member's score does not set the scale for the others: were the best
+    # score ekpf's (10x better), the scored tgarch would be scaled down against the
+    # unscored jump member (factor 1), and the weight would move to the latter.
     skill = SkillTracker(60)
-    skill.add("ekpf", 0.1)
-    skill.add("tgarch", 1.0)
-    skill.add("jump_diffusion_vix", 1.0)
-    assert _weights(config, usable=usable, skill=skill) == pytest.approx(w)
+    for _ in range(MIN_SKILL_SCORES):
+        skill.add("ekpf", 0.1)
+        skill.add("tgarch", 1.0)
+    out = compute_weights(config, usable, vix=15.0, options=OptionSignals(), skill=skill)
+    assert out.skill_factor["tgarch"] == out.skill_factor["jump_diffusion_vix"] == 1.0
+    assert dict(out.weights) == pytest.approx(w)
     assert set(_weights(config, usable=()).values()) == {0.0}
 
 
