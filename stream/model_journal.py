@@ -3,7 +3,8 @@
 A checkpoint carries the bars closed since the warm-up; replayed into the freshly warmed-up
 ensemble they rebuild everything that follows from bars. Two things do not follow from
 bars: option chains (the Delta UKF's smile filter, and through it the jump size, the
-option factors and every forecast scored since) and refits (the slow members fitted
+option factors, the simulation the jump member reuses within a day, and every forecast
+scored since) and refits (the slow members fitted
 again, off the event loop, on a longer history). The journal records both where they
 happened, as positions counted in closed bars, and :func:`replay` puts them back in the
 same order, so that a checkpoint plus a replay from its offsets gives the uninterrupted
