@@ -114,7 +114,10 @@ async def replay(
         for record in journal.refits:
             if record.install == p:
                 done = pickle.loads(fitted.pop(record.start))
-                chosen = {n: m for n, m in done.items() if n in record.members}
+                # (a fit that fails now, unlike then, keeps the member as it is: a string)
+                chosen = {
+                    n: m for n, m in done.items() if n in record.members and not isinstance(m, str)
+                }
                 ensemble.install_members(chosen, bars[record.start : p])
         if p in starts:
             members, seen = ensemble.slow_members(), history_with(history, bars[:p])
