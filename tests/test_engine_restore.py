@@ -143,3 +143,29 @@ async def test_a_restart_with_a_member_removed_from_the_config_goes_on(
     # Other members, other numbers: only the sequence goes on, without a gap.
     seqs = sorted({orjson.loads(v)["seq"] for _, v in bus.topic("markov.ranges")})
     assert seqs == list(range(1, seqs[-1] + 1)) and seqs[-1] > 3000
+
+
+async def test_a_refit_that_fails_on_restore_keeps_the_member_as_it_is() -> None:
+    """The journal's refits are fitted again at a restart; one that fails now (it had
+    succeeded) leaves the member with its last good fit, still forecasting."""
+    records = feed_days(DAYS)
+    config = make_config(REFIT_DAILY)
+    bus = bus_with(encoded(config, records))
+    await crash_at(config, bus, 3000, factory=chains_and_refits)
+    assert orjson.loads(bus.topic("markov.state")[-1][1])["journal"]["refits"]
+
+    def failing_refits(config: MarkovConfig, symbol: str) -> ModelEnsemble:
+        members: dict[str, ForecastModel] = {
+            "vix_normal": VixImpliedNormal(),
+            "arima": SlowArima(0.0, fail=True),  # every fit after the warm-up's raises
+        }
+        return ModelEnsemble(config, members, burn_in=100)
+
+    second = embedded_service(config, bus, factory=failing_refits)
+    await second.start()
+    published = len(bus.topic("markov.ranges"))
+    await second.run()
+    stats = second.engine.stats  # type: ignore[union-attr]
+    assert stats.ranges > 0 and stats.unpublishable == 0
+    ranges = [orjson.loads(v) for _, v in bus.topic("markov.ranges")[published:]]
+    assert all(r["models"]["arima"]["status"] == "ok" for r in ranges)
