@@ -305,6 +305,7 @@ def _christoffersen_reference(seq: list[int]) -> float:
     "seq",
     [
         [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0],  # n00 = n01 = n10 = n11 = 3
+        [0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 0],  # n10 = n11 = 4, n00 = 3, n01 = 4
         [1, 1, 1, 1, 0],  # never in state 0 before the end: no 0 → · transition
         [0, 0, 0, 0, 1],  # never in state 1 before the end: no 1 → · transition
         [0, 0, 1, 0, 0, 1, 1, 0, 1, 0, 0, 0, 1, 1, 1, 0],
@@ -327,13 +328,15 @@ def test_hac_of_a_constant_miss_sequence() -> None:
 
 def test_hac_falls_back_to_bartlett_when_the_uniform_kernel_goes_negative() -> None:
     """Alternating misses with h = 2: the uniform sum γ0 + 2γ1 < 0, so the Bartlett one
-    γ0 + γ1 (weight 1/2 at lag 1) is used."""
+    γ0 + γ1 (weight 1/2 at lag 1) is used. Tested at α one Bartlett s.e. below the miss
+    rate, where z = 1 and p = erfc(1/√2) = 0.3173 (not the 0 of 'no variance')."""
     x = np.array([0.0, 1.0] * 20)
     u = x - x.mean()
     g0, g1 = float(np.dot(u, u)), float(np.dot(u[1:], u[:-1]))
     assert g0 + 2 * g1 < 0
-    z = (x.mean() - 0.10) / (math.sqrt(g0 + g1) / x.size)
-    assert hac_coverage_p(x, horizon=2) == pytest.approx(math.erfc(abs(z) / math.sqrt(2)))
+    se = math.sqrt(g0 + g1) / x.size
+    p = hac_coverage_p(x, horizon=2, alpha=float(x.mean()) - se)
+    assert p == pytest.approx(math.erfc(1 / math.sqrt(2)), rel=1e-9)
 
 
 def test_dm_lags_at_the_boundaries_of_the_floor() -> None:
