@@ -173,3 +173,15 @@ def test_smallest_accepted_simulation_is_a_hundred_paths_of_one_day() -> None:
     with pytest.raises(ValueError, match="confidence"):
         simulate_range(100.0, np.zeros((100, 1)), np.zeros((100, 1)), 0.0,
                        np.random.default_rng(0))  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_joint_tail_prob_is_the_largest_q_that_still_covers(seed: int) -> None:
+    """The sample coverage is a step function of q (a step is one path, or two when both
+    bounds pass a path at once): at the largest feasible q it exceeds the confidence by
+    at most two paths, not by the many a smaller, merely feasible q would leave."""
+    rng = np.random.default_rng(seed)
+    n = 5000
+    mins, maxs = -np.abs(rng.standard_normal(n)), np.abs(rng.standard_normal(n))
+    _, _, _, cov = joint_tail_prob(mins, maxs, 0.9)
+    assert 0.9 <= cov <= 0.9 + 2 / n + 1e-12
