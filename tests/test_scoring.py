@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -254,3 +255,215 @@ def test_relative_gains_by_hand() -> None:
     assert all(
         np.sign(b) == -np.sign(g) for b, g in zip(back.change_pct, gain.change_pct, strict=True)
     )
+
+
+# -- behaviours pinned by mutation testing ---------------------------------------------
+
+
+def test_an_outcome_on_a_bound_is_not_a_miss() -> None:
+    """Miss lo is ``lower < L`` and miss hi ``upper > U``, strictly: touching covers."""
+    lo_miss, hi_miss = misses([90.0], [110.0], [90.0], [110.0])
+    assert not lo_miss[0] and not hi_miss[0]
+    assert interval_score([90.0], [110.0], [90.0], [110.0])[0] == pytest.approx(20.0)
+
+
+def test_misses_must_be_one_dimensional() -> None:
+    with pytest.raises(ValueError, match="one-dimensional"):
+        kupiec_p(np.zeros((3, 3)))
+
+
+def test_coverage_tests_on_too_short_sequences_are_nan() -> None:
+    """No origin: nothing to test (Kupiec). One origin: no transition (Christoffersen), no
+    variance (HAC, DM). Two are enough for each to give a number."""
+    assert math.isnan(kupiec_p([]))
+    assert math.isnan(christoffersen_p([1]))
+    assert math.isnan(hac_coverage_p([1], horizon=5))
+    assert math.isnan(diebold_mariano_p([1.0], [2.0], horizon=1))
+    # One origin, one miss: Kupiec LR = −2[ln 0.1 − ln 1] (π̂ = 1).
+    assert kupiec_p([1]) == pytest.approx(math.erfc(math.sqrt(-2 * math.log(0.1) / 2)))
+    assert math.isfinite(christoffersen_p([0, 1]))
+    assert math.isfinite(hac_coverage_p([0, 1], horizon=1))
+    assert math.isfinite(diebold_mariano_p([1.0, 3.0], [2.0, 2.5], horizon=1))
+
+
+def _christoffersen_reference(seq: list[int]) -> float:
+    """The LR test from the transition counts (math.log, with 0·ln 0 = 0)."""
+    pairs = list(itertools.pairwise(seq))
+    n = {(a, b): sum(1 for p in pairs if p == (a, b)) for a in (0, 1) for b in (0, 1)}
+
+    def ll(k0: int, k1: int) -> float:  # binomial log likelihood at the MLE k1 / (k0 + k1)
+        tot = k0 + k1
+        return sum(k * math.log(k / tot) for k in (k0, k1) if k > 0)
+
+    indep = ll(n[0, 0] + n[1, 0], n[0, 1] + n[1, 1])
+    markov = ll(n[0, 0], n[0, 1]) + ll(n[1, 0], n[1, 1])
+    lr = max(-2 * (indep - markov), 0.0)
+    return math.erfc(math.sqrt(lr / 2))  # χ²(1) survival function
+
+
+@pytest.mark.parametrize(
+    "seq",
+    [
+        [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0],  # n00 = n01 = n10 = n11 = 3
+        [0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 1, 0, 1, 1, 0, 0],  # n10 = n11 = 4, n00 = 3, n01 = 4
+        [1, 1, 1, 1, 0],  # never in state 0 before the end: no 0 → · transition
+        [0, 0, 0, 0, 1],  # never in state 1 before the end: no 1 → · transition
+        [0, 0, 1, 0, 0, 1, 1, 0, 1, 0, 0, 0, 1, 1, 1, 0],
+    ],
+)
+def test_christoffersen_matches_the_count_formula_on_edge_transition_counts(
+    seq: list[int],
+) -> None:
+    """Equal transition counts and rows with no transitions at all are handled as the
+    formula says (an empty row contributes nothing to either likelihood)."""
+    assert christoffersen_p(seq) == pytest.approx(_christoffersen_reference(seq), rel=1e-10)
+
+
+def test_hac_of_a_constant_miss_sequence() -> None:
+    """No variance to estimate: p = 1 if the miss rate is exactly α, else 0."""
+    assert hac_coverage_p([0] * 30, horizon=5) == 0.0
+    assert hac_coverage_p([1] * 30, horizon=5) == 0.0
+    assert hac_coverage_p([0] * 30, horizon=5, alpha=0.0) == 1.0
+
+
+def test_hac_falls_back_to_bartlett_when_the_uniform_kernel_goes_negative() -> None:
+    """Alternating misses with h = 2: the uniform sum γ0 + 2γ1 < 0, so the Bartlett one
+    γ0 + γ1 (weight 1/2 at lag 1) is used. Tested at α one Bartlett s.e. below the miss
+    rate, where z = 1 and p = erfc(1/√2) = 0.3173 (not the 0 of 'no variance')."""
+    x = np.array([0.0, 1.0] * 20)
+    u = x - x.mean()
+    g0, g1 = float(np.dot(u, u)), float(np.dot(u[1:], u[:-1]))
+    assert g0 + 2 * g1 < 0
+    se = math.sqrt(g0 + g1) / x.size
+    p = hac_coverage_p(x, horizon=2, alpha=float(x.mean()) - se)
+    assert p == pytest.approx(math.erfc(1 / math.sqrt(2)), rel=1e-9)
+
+
+def test_dm_lags_at_the_boundaries_of_the_floor() -> None:
+    """⌊4 (n/100)^{2/9}⌋: exactly 4 at n = 100; it reaches 5 where n/100 > 1.25^{4.5} =
+    2.72958, i.e. between n = 272 and n = 273."""
+    assert dm_lags(100, 1) == 4
+    assert 272 / 100 < 1.25**4.5 < 273 / 100
+    assert dm_lags(272, 1) == 4 and dm_lags(273, 1) == 5
+    assert dm_lags(273, 3) == 7  # plus h − 1
+
+
+def test_a_constant_loss_difference_is_decisive() -> None:
+    """A difference with no variance: p = 0 unless it is exactly zero (then p = 1), and
+    its standard error is 0."""
+    a = np.arange(10.0)
+    assert diebold_mariano_p(a + 1.0, a, horizon=1) == 0.0
+    assert diebold_mariano_p(a, a, horizon=1) == 1.0
+    idx = pd.bdate_range("2016-01-01", periods=50)
+    base = pd.Series(np.linspace(1.0, 2.0, 50), index=idx)
+    table = ScoreTable(1, "close", (), None, {"ens": base * 0.9, "m": base})
+    (gain,) = relative_gains([table], "ens")
+    # D_t = 100 (0.9 b_t − b_t) / mean(b) varies with b_t; with b constant, it does not.
+    flat = pd.Series(2.0, index=idx)
+    flat_table = ScoreTable(1, "close", (), None, {"ens": flat - 0.2, "m": flat})
+    (flat_gain,) = relative_gains([flat_table], "ens")
+    assert flat_gain.average_pct == pytest.approx(-10.0)
+    assert flat_gain.se_pct == 0.0 and flat_gain.dm_p == 0.0
+    assert gain.se_pct > 0.0
+
+
+def _hand_frame(closes: list[float]) -> pd.DataFrame:
+    """Close interval [95, 105] around 100 at every origin; the given outcomes."""
+    n = len(closes)
+    return pd.DataFrame(
+        {"anchor": 100.0, "close_lo": 95.0, "close_hi": 105.0, "path_lo": np.nan,
+         "path_hi": np.nan, "close": closes, "path_min": closes, "path_max": closes},
+        index=pd.bdate_range("2016-01-01", periods=n),
+    )  # fmt: skip
+
+
+def test_score_row_by_hand_with_misses_on_both_sides() -> None:
+    """Outcomes 100, 94, 106, 100 against [95, 105]: one miss each side → cover 50 %,
+    miss lo 25 %, miss hi 25 %; IS % = 10 + 20·(1 + 1)/4 = 20 (width 10)."""
+    closes = [100.0, 94.0, 106.0, 100.0]
+    one = score_table({"m": _hand_frame(closes)}, "close", horizon=1).row("m")
+    assert one.cover == pytest.approx(50.0)
+    assert one.miss_lo == pytest.approx(25.0) and one.miss_hi == pytest.approx(25.0)
+    assert one.width == pytest.approx(10.0) and one.interval_score == pytest.approx(20.0)
+    miss = [False, True, True, False]
+    # h = 1: Christoffersen's test, no HAC; h > 1: the HAC test, no Christoffersen.
+    assert one.christoffersen_p == pytest.approx(christoffersen_p(miss))
+    assert math.isnan(one.hac_p)
+    five = score_table({"m": _hand_frame(closes)}, "close", horizon=5).row("m")
+    assert five.hac_p == pytest.approx(hac_coverage_p(miss, horizon=5))
+    assert math.isnan(five.christoffersen_p)
+
+
+def test_a_single_scored_origin_is_available() -> None:
+    row = score_table({"m": _hand_frame([100.0])}, "close", horizon=1).row("m")
+    assert row.available and row.n == 1 and row.cover == 100.0
+
+
+def test_calibration_mark_uses_the_coverage_in_percent() -> None:
+    """87.5 % cover (one miss in eight) is outside 90 ± 2 pp: not calibrated."""
+    closes = [110.0] + [100.0] * 7
+    row = score_table({"m": _hand_frame(closes * 10)}, "close", horizon=1).row("m")
+    assert row.cover == pytest.approx(87.5)
+    assert not row.calibrated
+
+
+def test_a_method_without_any_usable_range_is_unavailable_quietly() -> None:
+    """All ranges missing: an unavailable, uncalibrated row and no 'mean of empty slice'
+    warnings from averaging nothing."""
+    import warnings
+
+    frame = _hand_frame([100.0] * 5)
+    frame["close_lo"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = score_table({"m": frame}, "close", horizon=1)
+    row = table.row("m")
+    assert not row.available and not row.calibrated and row.n_missing == 5
+    assert table.is_pct["m"].empty
+
+
+def test_table_lookup_and_frame() -> None:
+    """``row`` names the methods it has when asked for another; ``to_frame`` has one
+    column per field and one row per method, in order."""
+    frames = {"a": _hand_frame([100.0] * 3), "b": _hand_frame([94.0] * 3)}
+    table = score_table(frames, "close", horizon=1)
+    with pytest.raises(KeyError, match="'c' not in table"):
+        table.row("c")
+    df = table.to_frame()
+    assert list(df["method"]) == ["a", "b"]
+    assert list(df["cover"]) == [100.0, 0.0]
+    assert "interval_score" in df.columns and "calibrated" in df.columns
+
+
+def test_coverage_by_year_leaves_out_origins_missing_either_bound() -> None:
+    """An origin counts only if both bounds are finite (a NaN bound would otherwise
+    'cover' everything); the index is named ``year``."""
+    frame = _hand_frame([94.0] * 4 + [100.0] * 4)
+    frame.loc[frame.index[:2], "close_lo"] = np.nan  # two misses without a low bound
+    frame.loc[frame.index[2:4], "close_hi"] = np.nan  # two without a high bound
+    table = coverage_by_year({"m": frame})
+    assert table.index.name == "year"
+    assert table["m"].tolist() == [100.0]  # only the four complete origins, all covered
+
+
+def test_order_by_rank_puts_calibrated_first_then_the_rest_then_unavailable() -> None:
+    """The ranking rule: calibrated by mean IS %, then uncalibrated by IS %, then methods
+    with nothing scored, whatever their (NaN) scores."""
+    from dataclasses import replace
+
+    from models.scoring import order_by_rank
+
+    base = score_table({"x": _hand_frame([100.0] * 3)}, "close", horizon=1).row("x")
+    rows = [
+        replace(base, method="unavailable", n=0, interval_score=math.nan),
+        replace(base, method="uncal_good", calibrated=False, interval_score=1.0),
+        replace(base, method="cal_worse", calibrated=True, interval_score=3.0),
+        replace(base, method="uncal_bad", calibrated=False, interval_score=5.0),
+        replace(base, method="cal_best", calibrated=True, interval_score=2.0),
+    ]
+    ranked = [r.method for r in order_by_rank(rows)]
+    assert ranked == ["cal_best", "cal_worse", "uncal_good", "uncal_bad", "unavailable"]
+
+
+def test_relative_gains_of_no_tables_is_empty() -> None:
+    assert relative_gains([], "ens") == []

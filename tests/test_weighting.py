@@ -152,3 +152,44 @@ def test_base_weights_override_and_members_outside_the_config() -> None:
     )  # fmt: skip
     assert out.regime_factor == {"tgarch": 1.2, "baseline": 1.0}
     assert out.weights["tgarch"] / out.weights["baseline"] == pytest.approx(1.2, rel=1e-12)
+
+
+@pytest.mark.parametrize("scale", [0.05, 0.5, 1.0, 20.0])
+def test_skill_factor_depends_only_on_the_ratio_of_scores(scale: float) -> None:
+    """IS % is in arbitrary units (a 1-day interval scores well below 1 %): scaling every
+    member's scores leaves the skill factors at (best / IS_i) ** (4 · strength)."""
+    config = _config(skill_strength=1.0)
+    skill = SkillTracker(60)
+    for n in MEMBERS:
+        for _ in range(MIN_SKILL_SCORES):
+            skill.add(n, scale * (1.1 if n == "arima" else 1.0))
+    out = compute_weights(config, MEMBERS, vix=15.0, options=OptionSignals(), skill=skill)
+    assert out.skill_factor["arima"] == pytest.approx((1 / 1.1) ** 4, rel=1e-12)
+    assert out.skill_factor["tgarch"] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_a_member_with_a_zero_mean_score_neither_sets_the_scale_nor_divides_by_zero() -> None:
+    """A zero mean IS (a degenerate range hit exactly) carries no ranking information: it
+    must not become the 'best' (which would zero every other member) nor be divided by."""
+    config = _config(skill_strength=1.0)
+    skill = SkillTracker(60)
+    for _ in range(MIN_SKILL_SCORES):
+        skill.add("ekpf", 0.0)
+        skill.add("tgarch", 1.0)
+        skill.add("arima", 2.0)
+    out = compute_weights(config, MEMBERS, vix=15.0, options=OptionSignals(), skill=skill)
+    assert out.skill_factor["ekpf"] == 1.0
+    assert out.skill_factor["tgarch"] == pytest.approx(1.0, rel=1e-12)
+    assert out.skill_factor["arima"] == pytest.approx(0.5**4, rel=1e-12)
+    assert all(out.weights[n] > 0 for n in ("ekpf", "tgarch", "arima"))
+
+
+def test_small_raw_weights_are_normalised_too() -> None:
+    """Normalisation divides by any positive total, not only by totals above 1."""
+    config = _config()
+    out = compute_weights(
+        config, ["a", "b"], vix=15.0, options=OptionSignals(), skill=SkillTracker(5),
+        members=["a", "b"], base_weights={"a": 0.1, "b": 0.3},
+    )  # fmt: skip
+    assert out.weights["a"] == pytest.approx(0.25, rel=1e-12)
+    assert out.weights["b"] == pytest.approx(0.75, rel=1e-12)
