@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import pickle
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ import pandas as pd
 
 from models.base import Bar
 from models.ensemble import ModelEnsemble
-from stream.refit import RefitScheduler, fit_pickled
+from stream.refit import RefitScheduler, split_outcome, submit_fit
 
 log = logging.getLogger(__name__)
 
@@ -113,17 +112,13 @@ async def replay(
     async def at_position(p: int) -> None:
         for record in journal.refits:
             if record.install == p:
-                done = pickle.loads(fitted.pop(record.start))
-                # (a fit that fails now, unlike then, keeps the member as it is: a string)
-                chosen = {
-                    n: m for n, m in done.items() if n in record.members and not isinstance(m, str)
-                }
+                # A fit that fails now, unlike then, keeps the member as it is.
+                done, _ = split_outcome(fitted.pop(record.start))
+                chosen = {n: m for n, m in done.items() if n in record.members}
                 ensemble.install_members(chosen, bars[record.start : p])
         if p in starts:
-            members, seen = ensemble.slow_members(), history_with(history, bars[:p])
-            payload = pickle.dumps((members, seen), protocol=pickle.HIGHEST_PROTOCOL)
-            loop = asyncio.get_running_loop()
-            fitted[p] = await loop.run_in_executor(executor, fit_pickled, payload)
+            seen = history_with(history, bars[:p])
+            fitted[p] = await submit_fit(executor, ensemble.slow_members(), seen)
         state = journal.chains.get(p)
         if state is not None:
             ensemble.restore_chain_state({n: s for n, s in state.items() if n in readers})

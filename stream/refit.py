@@ -88,6 +88,24 @@ def fit_pickled(payload: bytes) -> bytes:
     return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def submit_fit(
+    executor: Executor | None, members: Mapping[str, ForecastModel], history: pd.DataFrame
+) -> asyncio.Future[bytes]:
+    """Fit copies of ``members`` on ``history`` in ``executor`` (None: a thread). They are
+    pickled here, on the event loop: the pool's feeder thread would pickle them later,
+    while the engine may already be updating the live members."""
+    payload = pickle.dumps((dict(members), history), protocol=pickle.HIGHEST_PROTOCOL)
+    return asyncio.get_running_loop().run_in_executor(executor, fit_pickled, payload)
+
+
+def split_outcome(payload: bytes) -> tuple[dict[str, ForecastModel], dict[str, str]]:
+    """A :func:`fit_pickled` result as (the fitted members, each failed one's reason)."""
+    result: dict[str, ForecastModel | str] = pickle.loads(payload)
+    fitted = {n: m for n, m in result.items() if not isinstance(m, str)}
+    failures = {n: m for n, m in result.items() if isinstance(m, str)}
+    return fitted, failures
+
+
 @dataclass
 class RefitOutcome:
     """What a finished refit gives the engine."""
@@ -142,9 +160,7 @@ class RefitScheduler:
         if not members:
             self._last_start = now_ns
             return
-        payload = pickle.dumps((dict(members), history), protocol=pickle.HIGHEST_PROTOCOL)
-        loop = asyncio.get_running_loop()
-        self._job = loop.run_in_executor(self._executor, fit_pickled, payload)
+        self._job = submit_fit(self._executor, members, history)
         self._job_bar = bar_count
         self._last_start = now_ns
         self.started += 1
@@ -156,12 +172,11 @@ class RefitScheduler:
             raise RuntimeError("no refit in flight")
         self._job = None
         try:
-            result: dict[str, ForecastModel | str] = pickle.loads(await job)
+            fitted, failures = split_outcome(await job)
         except Exception as exc:  # the worker died or could not unpickle: keep every fit
             self.failures = {"*": f"refit crashed: {type(exc).__name__}: {exc}"}
             return RefitOutcome(self._job_bar, {}, dict(self.failures))
-        fitted = {n: m for n, m in result.items() if not isinstance(m, str)}
-        self.failures = {n: m for n, m in result.items() if isinstance(m, str)}
+        self.failures = failures
         self.installed += 1
         return RefitOutcome(self._job_bar, fitted, dict(self.failures))
 
